@@ -1,0 +1,371 @@
+"""StudyConfig: every parameter of the study, validation, profiles and JSON round-trip.
+
+Field names follow the original study's params dict (``depth``, ``num_channels``, ``lr_fine_tune`` …) so
+its JSON files load unchanged; dataset names, data root, device and results dir are added.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ACTIVATIONS = ("ReLU", "GELU", "SiLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Mish")
+DATASETS = ("MNIST", "FashionMNIST", "CIFAR10", "digits")
+DEVICES = ("cpu", "cuda", "auto")
+PROFILES = ("smoke", "cpu", "paper")
+CONDITIONS = ("FR", "F", "UR", "U", "FT", "UT")
+
+# Shape (channels, height, width) and class count of every supported dataset.
+DATASET_SHAPES = {
+    "MNIST": (1, 28, 28),
+    "FashionMNIST": (1, 28, 28),
+    "CIFAR10": (3, 32, 32),
+    "digits": (1, 16, 16),
+}
+NUM_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "digits": 10}
+
+# Keys of the original params dict that steer nothing here (logging, checkpoint files, loaders).
+IGNORED_ORIGINAL_KEYS = (
+    "save_best", "save_checkpoints", "is_cnn", "is_debug", "classification_report_flag",
+    "num_workers", "logger", "lr", "study",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the allowed values."""
+
+
+@dataclass
+class StudyConfig:
+    """All parameters of one transfer study (pretrain on source classes, fine-tune on target classes)."""
+
+    # datasets and classes
+    source_dataset: str = "MNIST"
+    target_dataset: str = "MNIST"
+    pre_train_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    fine_tune_classes: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
+    # model
+    depth: int = 6
+    num_channels: int = 64
+    kernel_size: int = 3
+    activation_function: str = "ReLU"
+    use_pooling: bool = True
+    pooling_every_n_layers: int = 2
+    pooling_stride: int = 2
+    two_linear_layers: bool = False
+    hidden_dim_lin: int = 128
+    # training protocol
+    lr_pretrain: float = 1e-3
+    lr_fine_tune: float = 1e-3
+    num_train: int = 40
+    early_stop_patience: int = 6
+    batch_size: int = 4096
+    val_split: float = 0.1
+    generate_dataset_seed: int = 42
+    # transfer condition
+    freeze: bool = True
+    reinit: bool = True
+    truncate: bool = False
+    reinit_both_dense: bool = True
+    # grid
+    percentages: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 0.5, 1.0])
+    repeats: int | list[int] = field(default_factory=lambda: [25, 25, 20, 5, 5])
+    cuts: list[int] | None = None  # None = every cut 0..depth
+    # environment
+    data_root: str | None = None  # None = $TL_STUDY_DATA or ./data
+    download: bool | None = None  # None = download only when the files are missing
+    device: str = "cpu"
+    results_dir: str = "results"
+    pretrained_dir: str = "pretrained_models"
+    seed: int = 0
+    # engine
+    eval_batch_size: int = 2048
+    cache_budget_gb: float = 4.0
+    train_limit: int | None = None  # cap on training images per split (smoke runs)
+    test_limit: int | None = None
+    profile: str = "custom"
+
+    # ----------------------------------------------------------------- derived values
+    @property
+    def condition(self) -> str:
+        """Short name of the transfer condition: F/U (frozen or not) + R (re-init) or T (truncate)."""
+        name = "F" if self.freeze else "U"
+        if self.truncate:
+            return name + "T"
+        return name + ("R" if self.reinit else "")
+
+    def repeats_for(self, fraction: float) -> int:
+        """Number of repeats at one fraction (``repeats`` is an int or one value per fraction)."""
+        if isinstance(self.repeats, int):
+            return self.repeats
+        return self.repeats[list(self.percentages).index(fraction)]
+
+    def cut_points(self) -> list[int]:
+        """The cuts of the grid, ascending."""
+        return sorted(self.cuts) if self.cuts is not None else list(range(self.depth + 1))
+
+    def resolved_data_root(self) -> Path:
+        """The data root: the config field, else ``$TL_STUDY_DATA``, else ``./data``."""
+        return Path(self.data_root or os.environ.get("TL_STUDY_DATA") or "data").expanduser()
+
+    def resolved_device(self) -> str:
+        """``auto`` becomes ``cuda`` when available, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def study_name(self) -> str:
+        """Readable name of the dataset pair and class split, e.g. ``MNIST[0-4]->MNIST[5-9]``."""
+        return (f"{self.source_dataset}[{_classes_str(self.pre_train_classes)}]->"
+                f"{self.target_dataset}[{_classes_str(self.fine_tune_classes)}]")
+
+    def model_fields(self) -> dict[str, Any]:
+        """The fields that define the architecture."""
+        keys = ("depth", "num_channels", "kernel_size", "activation_function", "use_pooling",
+                "pooling_every_n_layers", "pooling_stride", "two_linear_layers", "hidden_dim_lin")
+        return {k: getattr(self, k) for k in keys}
+
+    def pooling_str(self) -> str:
+        """Short pooling description, e.g. ``avg2/every2`` or ``none``."""
+        if not self.use_pooling:
+            return "none"
+        return f"avg{self.pooling_stride}/every{self.pooling_every_n_layers}"
+
+    # ----------------------------------------------------------------- validation
+    def validate(self, check_data: bool = True) -> "StudyConfig":
+        """Raise ConfigError naming the first bad field and its allowed values; return self if valid."""
+        _check_choice("source_dataset", self.source_dataset, DATASETS)
+        _check_choice("target_dataset", self.target_dataset, DATASETS)
+        _check_choice("activation_function", self.activation_function, ACTIVATIONS)
+        _check_choice("device", self.device, DEVICES)
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("device='cuda' but no CUDA device is available; allowed here: 'cpu', 'auto'")
+        src_shape, tgt_shape = DATASET_SHAPES[self.source_dataset], DATASET_SHAPES[self.target_dataset]
+        if src_shape != tgt_shape:
+            raise ConfigError(
+                f"source_dataset {self.source_dataset} {src_shape} and target_dataset "
+                f"{self.target_dataset} {tgt_shape} must have the same image shape")
+        self._validate_classes()
+        for name in ("depth", "num_channels", "kernel_size", "num_train", "batch_size",
+                     "eval_batch_size", "pooling_every_n_layers", "pooling_stride", "hidden_dim_lin"):
+            _check_int_at_least(name, getattr(self, name), 1)
+        _check_int_at_least("early_stop_patience", self.early_stop_patience, 1)
+        for name in ("lr_pretrain", "lr_fine_tune"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if not 0 < self.val_split < 1:
+            raise ConfigError(f"val_split must lie in (0, 1), got {self.val_split!r}")
+        self._validate_grid()
+        self._validate_pooling()
+        if self.cache_budget_gb < 0:
+            raise ConfigError(f"cache_budget_gb must be >= 0, got {self.cache_budget_gb!r}")
+        for name in ("train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_int_at_least(name, value, 1)
+        if check_data:
+            from .data import check_available
+
+            for name in {self.source_dataset, self.target_dataset}:
+                check_available(name, self.resolved_data_root(), self.download)
+        return self
+
+    def _validate_classes(self) -> None:
+        for name, dataset in (("pre_train_classes", self.source_dataset),
+                              ("fine_tune_classes", self.target_dataset)):
+            classes = getattr(self, name)
+            n = NUM_CLASSES[dataset]
+            if not isinstance(classes, (list, tuple)) or len(classes) == 0:
+                raise ConfigError(f"{name} must be a non-empty list of class ids in 0..{n - 1}, got {classes!r}")
+            bad = [c for c in classes if not isinstance(c, int) or not 0 <= c < n]
+            if bad:
+                raise ConfigError(f"{name} has class ids {bad} outside the allowed range 0..{n - 1} of {dataset}")
+            if len(set(classes)) != len(classes):
+                raise ConfigError(f"{name} lists a class twice: {classes}")
+            if len(classes) < 2:
+                raise ConfigError(f"{name} needs at least 2 classes to train a classifier, got {classes}")
+        if self.source_dataset == self.target_dataset:
+            overlap = sorted(set(self.pre_train_classes) & set(self.fine_tune_classes))
+            if overlap:
+                raise ConfigError(
+                    f"pre_train_classes and fine_tune_classes overlap in {overlap}; on the same dataset "
+                    "they must be disjoint")
+
+    def _validate_grid(self) -> None:
+        if not self.percentages:
+            raise ConfigError("percentages must be a non-empty list of fractions in (0, 1]")
+        for p in self.percentages:
+            if not isinstance(p, (int, float)) or not 0 < p <= 1:
+                raise ConfigError(f"percentages: fraction {p!r} is outside the allowed range (0, 1]")
+        if len(set(self.percentages)) != len(self.percentages):
+            raise ConfigError(f"percentages lists a fraction twice: {self.percentages}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, (int, list, tuple)):
+            raise ConfigError(f"repeats must be an int >= 1 or one int per fraction, got {self.repeats!r}")
+        counts = [self.repeats] if isinstance(self.repeats, int) else list(self.repeats)
+        if not isinstance(self.repeats, int) and len(counts) != len(self.percentages):
+            raise ConfigError(
+                f"repeats has {len(counts)} values but percentages has {len(self.percentages)}; "
+                "give one int or one per fraction")
+        for r in counts:
+            if not isinstance(r, int) or r < 1:
+                raise ConfigError(f"repeats must be >= 1, got {r!r}")
+        for k in self.cuts or []:
+            if not isinstance(k, int) or not 0 <= k <= self.depth:
+                raise ConfigError(f"cuts: cut {k!r} is outside the allowed range 0..{self.depth} (depth)")
+
+    def _validate_pooling(self) -> None:
+        _, size, _ = DATASET_SHAPES[self.source_dataset]
+        if not self.use_pooling:
+            return
+        for i in range(self.depth):
+            if (i + 1) % self.pooling_every_n_layers == 0:
+                if size < 2:
+                    raise ConfigError(
+                        f"pooling shrinks the image below 1x1 at conv layer {i}: with depth={self.depth}, "
+                        f"pooling_every_n_layers={self.pooling_every_n_layers}, pooling_stride="
+                        f"{self.pooling_stride} the {DATASET_SHAPES[self.source_dataset][1]}px input is "
+                        f"{size}px there; use fewer pooling layers, a smaller stride or use_pooling=False")
+                size = (size - 2) // self.pooling_stride + 1
+
+    # ----------------------------------------------------------------- (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field."""
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """JSON text of the config; written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_original_params(self) -> dict[str, Any]:
+        """The original study's params dict (activation as its class repr string)."""
+        keys = ("depth", "num_channels", "kernel_size", "lr_pretrain", "lr_fine_tune", "num_train",
+                "early_stop_patience", "batch_size", "pre_train_classes", "fine_tune_classes", "val_split",
+                "generate_dataset_seed", "percentages", "use_pooling", "pooling_every_n_layers",
+                "pooling_stride", "two_linear_layers", "hidden_dim_lin", "freeze", "reinit",
+                "truncate", "reinit_both_dense")
+        params = {k: getattr(self, k) for k in keys}
+        params["activation_function"] = f"<class 'torch.nn.modules.activation.{self.activation_function}'>"
+        params["source_dataset"], params["target_dataset"] = self.source_dataset, self.target_dataset
+        return params
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "StudyConfig":
+        """Build from our dict or the original study's params dict; unknown keys raise when strict."""
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        unknown = []
+        for key, value in data.items():
+            if key == "activation_function":
+                kwargs[key] = parse_activation(value)
+            elif key in known:
+                kwargs[key] = value
+            elif key not in IGNORED_ORIGINAL_KEYS:
+                unknown.append(key)
+        if unknown and strict:
+            raise ConfigError(f"unknown config field(s) {unknown}; allowed: {sorted(known)}")
+        if kwargs.get("truncate") is None:
+            kwargs.pop("truncate", None)  # the original wrote null for "not truncated"
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path_or_text: str | os.PathLike) -> "StudyConfig":
+        """Read a config JSON file (ours or the original's params dict, or its results list)."""
+        text = str(path_or_text)
+        if not text.lstrip().startswith(("{", "[")):
+            text = Path(path_or_text).read_text()
+        data = json.loads(text)
+        if isinstance(data, list):  # an original results file: the params dict comes first
+            data = data[0]
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_profile(cls, name: str, **overrides: Any) -> "StudyConfig":
+        """A named profile (smoke, cpu, paper) with field overrides."""
+        if name not in PROFILES:
+            raise ConfigError(f"profile {name!r} is unknown; allowed: {list(PROFILES)}")
+        base = dict(PROFILE_SETTINGS[name])
+        target = overrides.get("target_dataset", base.get("target_dataset", "MNIST"))
+        if name == "paper" and target == "CIFAR10":
+            base["batch_size"] = 64  # the original used 64 for CIFAR
+        base.update(overrides)
+        base["profile"] = name
+        return cls.from_dict(base)
+
+    def replace(self, **changes: Any) -> "StudyConfig":
+        """A copy with some fields changed (unknown names raise)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; allowed: {sorted(known)}")
+        if "activation_function" in changes:
+            changes["activation_function"] = parse_activation(changes["activation_function"])
+        return dataclasses.replace(self, **changes)
+
+
+PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    # Seconds per notebook: tiny model, a slice of the data, two repeats. What nbval runs.
+    "smoke": dict(depth=2, num_channels=4, kernel_size=3, use_pooling=True, pooling_every_n_layers=1,
+                  num_train=3, early_stop_patience=2, batch_size=128, percentages=[0.05, 0.2],
+                  repeats=2, train_limit=1500, test_limit=500, cache_budget_gb=0.5),
+    # A real, smaller study: ≤45 min per dataset on 2 CPU cores (measured figures in the README).
+    "cpu": dict(depth=4, num_channels=16, kernel_size=3, use_pooling=True, pooling_every_n_layers=2,
+                num_train=30, early_stop_patience=5, batch_size=256, percentages=[0.001, 0.01, 0.1, 1.0],
+                repeats=[12, 12, 10, 6], cache_budget_gb=4.0),
+    # The original study's settings.
+    "paper": dict(depth=6, num_channels=64, kernel_size=3, use_pooling=True, pooling_every_n_layers=2,
+                  pooling_stride=2, lr_pretrain=1e-3, lr_fine_tune=1e-3, num_train=40,
+                  early_stop_patience=6, batch_size=4096, percentages=[0.001, 0.01, 0.1, 0.5, 1.0],
+                  repeats=[25, 25, 20, 5, 5], cache_budget_gb=16.0),
+}
+
+
+def profile_from_env(default: str = "cpu") -> str:
+    """The profile named by ``$TL_STUDY_PROFILE`` (default ``cpu``)."""
+    name = os.environ.get("TL_STUDY_PROFILE", default)
+    if name not in PROFILES:
+        raise ConfigError(f"TL_STUDY_PROFILE={name!r} is unknown; allowed: {list(PROFILES)}")
+    return name
+
+
+def parse_activation(value: Any) -> str:
+    """Activation name from ``"ReLU"``, ``nn.ReLU`` or the original's ``"<class '...ReLU'>"``."""
+    if isinstance(value, type):
+        value = value.__name__
+    text = str(value)
+    match = re.search(r"([A-Za-z]+)'?>?\s*$", text)
+    name = match.group(1) if match else text
+    lookup = {a.lower(): a for a in ACTIVATIONS}
+    if name.lower() not in lookup:
+        raise ConfigError(f"activation_function {value!r} is unknown; allowed: {list(ACTIVATIONS)}")
+    return lookup[name.lower()]
+
+
+def _classes_str(classes: list[int]) -> str:
+    """``[0,1,2,3,4]`` → ``0-4``; non-contiguous lists are comma separated."""
+    cs = list(classes)
+    if len(cs) > 2 and cs == list(range(cs[0], cs[0] + len(cs))):
+        return f"{cs[0]}-{cs[-1]}"
+    return ",".join(str(c) for c in cs)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} {value!r} is unknown; allowed: {list(allowed)}")
+
+
+def _check_int_at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")

@@ -1,0 +1,222 @@
+"""CustomCNN as an ordered list of conv blocks plus a head; cut / freeze / re-init / truncate.
+
+"Cut at k" slices the block list: blocks ``[0, k)`` come from the pretrained model, blocks
+``[k, depth)`` are re-initialised, kept, or removed, and the head is always new.
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+import torch
+from torch import nn
+
+ACTIVATION_CLASSES = {
+    "ReLU": nn.ReLU, "GELU": nn.GELU, "SiLU": nn.SiLU, "LeakyReLU": nn.LeakyReLU, "ELU": nn.ELU,
+    "Tanh": nn.Tanh, "Sigmoid": nn.Sigmoid, "Mish": nn.Mish,
+}
+
+
+class ConvBlock(nn.Module):
+    """conv ("same" padding) → activation → optional average pooling."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, activation: str,
+                 pool_stride: int | None):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.act = ACTIVATION_CLASSES[activation]()
+        self.pool = nn.AvgPool2d(2, pool_stride) if pool_stride else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv(x))
+        return self.pool(x) if self.pool is not None else x
+
+
+class Head(nn.Module):
+    """Flatten → ``fc`` (→ activation → ``fc_2`` with two linear layers)."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: int | None, activation: str):
+        super().__init__()
+        if hidden:
+            self.fc = nn.Linear(in_features, hidden)
+            self.act = ACTIVATION_CLASSES[activation]()
+            self.fc_2 = nn.Linear(hidden, num_classes)
+        else:
+            self.fc = nn.Linear(in_features, num_classes)
+            self.act = self.fc_2 = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc(x.flatten(1))
+        return self.fc_2(self.act(x)) if self.fc_2 is not None else x
+
+
+class CustomCNN(nn.Module):
+    """The study's CNN: ``depth`` conv blocks of ``num_channels`` and a linear head, logits out."""
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, depth: int = 6,
+                 num_channels: int = 64, kernel_size: int = 3, activation: str = "ReLU",
+                 use_pooling: bool = True, pooling_every_n_layers: int = 2, pooling_stride: int = 2,
+                 two_linear_layers: bool = False, hidden_dim_lin: int = 128):
+        super().__init__()
+        self.in_channels, self.image_size = in_channels, image_size
+        self.activation = activation
+        self.hidden = hidden_dim_lin if two_linear_layers else None
+        blocks = []
+        for i in range(depth):
+            pool = pooling_stride if use_pooling and (i + 1) % pooling_every_n_layers == 0 else None
+            blocks.append(ConvBlock(in_channels if i == 0 else num_channels, num_channels, kernel_size,
+                                    activation, pool))
+        self.blocks = nn.ModuleList(blocks)
+        self.head = Head(self.head_in_features(), num_classes, self.hidden, activation)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int, image_size: int, num_classes: int) -> "CustomCNN":
+        """Build from a StudyConfig's model fields."""
+        f = cfg.model_fields()
+        return cls(in_channels, image_size, num_classes, f["depth"], f["num_channels"], f["kernel_size"],
+                   f["activation_function"], f["use_pooling"], f["pooling_every_n_layers"],
+                   f["pooling_stride"], f["two_linear_layers"], f["hidden_dim_lin"])
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def num_classes(self) -> int:
+        return (self.head.fc_2 or self.head.fc).out_features
+
+    def head_in_features(self) -> int:
+        """Flattened size after the blocks, from a dummy forward pass (no arithmetic to keep in sync)."""
+        with torch.no_grad():
+            x = torch.zeros(1, self.in_channels, self.image_size, self.image_size)
+            for block in self.blocks:
+                x = block(x)
+        return x[0].numel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(x, 0)
+
+    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        """Run blocks ``[start, depth)`` and the head on activations ``h`` (output of block start−1)."""
+        for block in self.blocks[start:]:
+            h = block(h)
+        return self.head(h)
+
+    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every block, in order."""
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x)
+        return outs
+
+    def head_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Flattened features entering the head."""
+        for block in self.blocks:
+            x = block(x)
+        return x.flatten(1)
+
+
+class Suffix(nn.Module):
+    """Blocks ``[start, depth)`` and the head of a model: what trains on cached prefix activations."""
+
+    def __init__(self, model: CustomCNN, start: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(list(model.blocks)[start:])
+        self.head = model.head
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+
+# ----------------------------------------------------------------------------- cutting
+def cut(model: CustomCNN, k: int, num_classes: int, freeze: bool = True, reinit: bool = True,
+        truncate: bool = False, reinit_both_dense: bool = True, seed: int | None = None) -> CustomCNN:
+    """A new model from ``model`` cut at ``k`` (blocks [0,k) kept; the rest re-init/kept/removed; new head).
+
+    ``seed`` fixes the random re-initialisation so that runs paired by seed start alike.
+    """
+    if not 0 <= k <= model.depth:
+        raise ValueError(f"cut k={k} is outside the allowed range 0..{model.depth}")
+    new = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if truncate:
+            new.blocks = nn.ModuleList(list(new.blocks)[:k])
+        elif reinit:
+            for block in new.blocks[k:]:
+                block.conv.reset_parameters()
+        old_head = new.head
+        new.head = Head(new.head_in_features(), num_classes, new.hidden, new.activation)
+        keep_hidden = (not reinit_both_dense and new.hidden and old_head.fc.in_features == new.head.fc.in_features)
+        if keep_hidden:  # only the output layer is new; the hidden dense layer keeps its weights
+            new.head.fc.load_state_dict(old_head.fc.state_dict())
+    for block in new.blocks[:k]:
+        block.requires_grad_(not freeze)
+    return new
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters that require grad: exactly what goes to the optimizer (frozen ones are left out)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def frozen_prefix_length(model: CustomCNN) -> int:
+    """How many leading blocks are entirely frozen (these can be served from the activation cache)."""
+    n = 0
+    for block in model.blocks:
+        if any(p.requires_grad for p in block.parameters()):
+            break
+        n += 1
+    return n
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# ----------------------------------------------------------------------------- original .pth files
+_ORIGINAL_KEY = re.compile(r"^(conv(\d+)|fc|fc_2)\.(weight|bias)$")
+
+
+def convert_original_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the original study's names (``conv0.weight``, ``fc.bias``, ``fc_2.weight``) to ours."""
+    out = {}
+    for key, value in state.items():
+        m = _ORIGINAL_KEY.match(key)
+        if m is None:
+            raise KeyError(f"unexpected parameter {key!r} in an original state dict; "
+                           "expected conv<i>.weight/bias, fc.*, fc_2.*")
+        name, idx, kind = m.group(1), m.group(2), m.group(3)
+        out[f"blocks.{idx}.conv.{kind}" if idx is not None else f"head.{name}.{kind}"] = value
+    return out
+
+
+def load_state(model: CustomCNN, state: dict[str, torch.Tensor]) -> CustomCNN:
+    """Load our own or the original study's state dict into ``model`` (names detected)."""
+    if any(k.startswith("conv") for k in state):
+        state = convert_original_state_dict(state)
+    model.load_state_dict(state)
+    return model
+
+
+def model_summary(model: CustomCNN) -> "pandas.DataFrame":  # noqa: F821
+    """One row per block and head layer: output shape and parameter count."""
+    import pandas as pd
+
+    rows = []
+    x = torch.zeros(1, model.in_channels, model.image_size, model.image_size)
+    with torch.no_grad():
+        for i, block in enumerate(model.blocks):
+            x = block(x)
+            rows.append({"layer": f"block {i}", "output_shape": tuple(x.shape[1:]),
+                         "params": count_parameters(block),
+                         "trainable": count_parameters(block, trainable_only=True)})
+    rows.append({"layer": "head", "output_shape": (model.num_classes,),
+                 "params": count_parameters(model.head),
+                 "trainable": count_parameters(model.head, trainable_only=True)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,553 @@
+"""Load results into one tidy DataFrame: our JSON-lines store, our exports and the original study's files.
+
+Three sources are understood, in any mix:
+
+* our JSON-lines store: one results row per line (the schema in CONTRIBUTING.md, "Results row");
+* a JSON list of such rows;
+* the original study's format (also what :func:`export_original` writes): a JSON list whose first element
+  is the params dict and whose other elements are ``{"lr", "sampled_percentage", "sampled_cut_point",
+  "repeat", "train_acc", "test_acc"}`` rows (``baselines_*.json`` with cut -1, ``cuts_*.json``).
+
+Every row comes out with all columns of the results row (missing values filled from the params dict or
+derived), plus ``source`` (the file it came from) and ``arm`` (``"baseline"`` or ``"cut k"``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+ROW_COLUMNS = [
+    "key", "study", "source_dataset", "target_dataset", "pretrain_classes", "finetune_classes",
+    "condition", "freeze", "reinit", "truncate", "fraction", "cut", "repeat", "seed", "lr",
+    "depth", "num_channels", "kernel_size", "activation", "pooling", "n_train",
+    "train_acc", "val_acc", "test_acc", "epochs", "seconds", "history",
+]
+EXTRA_COLUMNS = ["arm", "source"]
+ORIGINAL_ROW_KEYS = ("lr", "sampled_percentage", "sampled_cut_point", "repeat", "train_acc", "test_acc")
+CLUSTERING_COLUMNS = ["fraction", "repeat", "layer", "precision", "recall", "accuracy", "ari",
+                      "dataset", "split"]
+SUMMARY_STATS = ("median", "mean", "iqm", "std", "count")
+KNOWN_DATASETS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar": "CIFAR10",
+                  "cifar10": "CIFAR10", "digits": "digits"}
+
+_INT_COLUMNS = ("cut", "repeat")
+_NULLABLE_INT_COLUMNS = ("seed", "depth", "num_channels", "kernel_size", "n_train", "epochs")
+_FLOAT_COLUMNS = ("fraction", "lr", "train_acc", "val_acc", "test_acc", "seconds")
+_BOOL_COLUMNS = ("freeze", "reinit", "truncate")
+
+
+# ----------------------------------------------------------------------------- reading files
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Rows of a JSON-lines file; a corrupt *last* line (a write cut short) is skipped with a warning.
+
+    A corrupt line anywhere else means the file is damaged, not merely interrupted: ValueError naming the
+    file and the line number.
+    """
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    rows = []
+    for position, (number, line) in enumerate(numbered):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            if position == len(numbered) - 1:
+                warnings.warn(f"{path}: ignoring a truncated last line (line {number})", RuntimeWarning,
+                              stacklevel=2)
+                break
+            raise ValueError(f"{path}: line {number} is not valid JSON ({err.msg})") from err
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {number} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from err
+
+
+def _is_original_format(data: Any) -> bool:
+    """A list whose first element is a params dict and whose rows carry ``sampled_cut_point``."""
+    if not (isinstance(data, list) and data and isinstance(data[0], dict)):
+        return False
+    first_is_params = "test_acc" not in data[0] and "sampled_cut_point" not in data[0]
+    return first_is_params and all(isinstance(r, dict) and "sampled_cut_point" in r for r in data[1:])
+
+
+def _is_row_list(rows: Any) -> bool:
+    """A non-empty list of our results rows."""
+    return (isinstance(rows, list) and bool(rows)
+            and all(isinstance(r, dict) and {"cut", "fraction", "test_acc"} <= r.keys() for r in rows))
+
+
+# ----------------------------------------------------------------------------- small derivations
+def activation_name(value: Any) -> str | None:
+    """Short activation name from ``"ReLU"``, ``nn.ReLU`` or ``"<class 'torch.nn....ReLU'>"``."""
+    if value is None:
+        return None
+    if isinstance(value, type):
+        return value.__name__
+    text = str(value).strip()
+    text = re.sub(r"^<class\s+'|'>$", "", text)
+    return text.rsplit(".", 1)[-1]
+
+
+def pooling_name(use_pooling: Any, every_n_layers: Any = None, stride: Any = None) -> str:
+    """``"none"`` or ``"avg{stride}/every{n}"`` (the original's defaults: every layer, stride 2)."""
+    if not use_pooling:
+        return "none"
+    return f"avg{stride if stride is not None else 2}/every{every_n_layers if every_n_layers is not None else 1}"
+
+
+def condition_name(cut: int, freeze: bool, reinit: bool, truncate: bool) -> str:
+    """``baseline`` for cut -1, else F/U (frozen or not) + T (truncated) or R (re-initialised)."""
+    if cut == -1:
+        return "baseline"
+    prefix = "F" if freeze else "U"
+    if truncate:
+        return prefix + "T"
+    return prefix + ("R" if reinit else "")
+
+
+def arm_name(cut: int) -> str:
+    """``baseline`` for cut -1, else ``cut k``."""
+    return "baseline" if int(cut) == -1 else f"cut {int(cut)}"
+
+
+def arm_sort_key(arm: Any) -> tuple:
+    """Order arms as baseline, cut 0, cut 1, …, cut 10 (numerically), then any other label."""
+    text = str(arm)
+    if text == "baseline":
+        return (0, 0, "")
+    match = re.fullmatch(r"cut (-?\d+)", text)
+    if match:
+        return (1, int(match.group(1)), "")
+    return (2, 0, text)
+
+
+def sort_arms(arms: Iterable[Any]) -> list:
+    """Distinct arms in :func:`arm_sort_key` order."""
+    return sorted(set(arms), key=arm_sort_key)
+
+
+def classes_label(classes: Any) -> str:
+    """``[0,1,2,3,4]`` → ``0-4``; a non-contiguous list is comma separated; unknown → ``?``."""
+    if classes is None or (isinstance(classes, float) and math.isnan(classes)):
+        return "?"
+    cs = [int(c) for c in classes]
+    if len(cs) > 2 and cs == list(range(cs[0], cs[0] + len(cs))):
+        return f"{cs[0]}-{cs[-1]}"
+    return ",".join(str(c) for c in cs)
+
+
+def transfer_name(source_dataset: Any, pretrain_classes: Any, target_dataset: Any, finetune_classes: Any) -> str:
+    """Dataset pair and class split, e.g. ``MNIST[0-4]->MNIST[5-9]``."""
+    return (f"{source_dataset}[{classes_label(pretrain_classes)}]->"
+            f"{target_dataset}[{classes_label(finetune_classes)}]")
+
+
+def datasets_from_path(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(source, target) named by the path, innermost part first: ``A_to_B`` or a folder named after a dataset.
+
+    The original study keeps its results under ``MNIST/``, ``FashionMNIST/``, ``CIFAR/`` and
+    ``MNIST_to_FashionMNIST/``-style folders, so the path is the only place its files name their datasets.
+    """
+    path = Path(path)
+    names = "|".join(sorted(KNOWN_DATASETS, key=len, reverse=True))
+    for depth, part in enumerate([path.stem, *reversed(path.parent.parts)]):
+        pair = re.search(rf"(?i)(?:^|[^a-z])({names})_to_({names})(?:$|[^a-z0-9])", part)
+        if pair:
+            return KNOWN_DATASETS[pair.group(1).lower()], KNOWN_DATASETS[pair.group(2).lower()]
+        if depth > 0 and part.lower() in KNOWN_DATASETS:  # a folder, not the file, named after a dataset
+            name = KNOWN_DATASETS[part.lower()]
+            return name, name
+    return None
+
+
+# ----------------------------------------------------------------------------- one file → rows
+def _rows_from_original(data: list, path: Path, study: str | None, source_dataset: str | None,
+                        target_dataset: str | None) -> list[dict]:
+    """Results rows from the original study's format, filled from its params dict."""
+    params = data[0]
+    from_path = datasets_from_path(path) or ("MNIST", "MNIST")
+    source = source_dataset or params.get("source_dataset") or from_path[0]
+    target = target_dataset or params.get("target_dataset") or from_path[1]
+    freeze = bool(params.get("freeze", True))
+    reinit = bool(params.get("reinit", True))
+    truncate = bool(params.get("truncate") or False)  # the original wrote null or left it out
+    file_condition = condition_name(0, freeze, reinit, truncate)
+    pre, fine = params.get("pre_train_classes"), params.get("fine_tune_classes")
+    study_name = study or params.get("study") or f"{transfer_name(source, pre, target, fine)} {file_condition}"
+    shared = {
+        "study": study_name, "source_dataset": source, "target_dataset": target,
+        "pretrain_classes": pre, "finetune_classes": fine,
+        "depth": params.get("depth"), "num_channels": params.get("num_channels"),
+        "kernel_size": params.get("kernel_size"),
+        "activation": activation_name(params.get("activation_function")),
+        "pooling": pooling_name(params.get("use_pooling"), params.get("pooling_every_n_layers"),
+                                params.get("pooling_stride")),
+    }
+    rows = []
+    for index, item in enumerate(data[1:], 1):
+        missing = [k for k in ("sampled_percentage", "sampled_cut_point", "repeat", "test_acc") if k not in item]
+        if missing:
+            raise ValueError(f"{path}: element {index} lacks {missing}")
+        cut = int(item["sampled_cut_point"])
+        baseline = cut == -1
+        # a baseline is trained from scratch whatever the file's transfer condition says
+        flags = (False, True, False) if baseline else (freeze, reinit, truncate)
+        rows.append({
+            **shared,
+            "key": f"{path.stem}#{index}",
+            "condition": condition_name(cut, *flags),
+            "freeze": flags[0], "reinit": flags[1], "truncate": flags[2],
+            "fraction": item["sampled_percentage"], "cut": cut, "repeat": item["repeat"],
+            "lr": item.get("lr", params.get("lr_fine_tune")),
+            "train_acc": item.get("train_acc"), "test_acc": item["test_acc"],
+        })
+    return rows
+
+
+def _flags_of(condition: Any) -> tuple[bool, bool, bool] | None:
+    """(freeze, reinit, truncate) that a condition name stands for; None for controls and unknown names."""
+    if condition == "baseline":
+        return False, True, False
+    if isinstance(condition, str) and re.fullmatch(r"[FU][RT]?", condition):
+        return condition[0] == "F", condition.endswith("R"), condition.endswith("T")
+    return None
+
+
+def _fill_our_row(row: dict, path: Path, study: str | None) -> dict:
+    """Derive the fields a row of ours may leave out: flags, condition, study, short activation name."""
+    row = dict(row)
+    cut = int(row["cut"])
+    # flags default to what the condition names, else (no condition) to the original's defaults,
+    # FR; a control ("AnB", "surgical" …) keeps whatever flags it wrote
+    condition = "baseline" if cut == -1 else row.get("condition")
+    flags = _flags_of(condition) if condition else (True, True, False)
+    for name, value in zip(_BOOL_COLUMNS, flags or (None, None, None)):
+        if row.get(name) is None:
+            row[name] = value
+    if not row.get("condition"):
+        row["condition"] = condition_name(cut, bool(row["freeze"]), bool(row["reinit"]), bool(row["truncate"]))
+    if not row.get("study"):
+        if study:
+            row["study"] = study
+        elif row.get("source_dataset") or row.get("target_dataset"):
+            row["study"] = transfer_name(row.get("source_dataset"), row.get("pretrain_classes"),
+                                         row.get("target_dataset"), row.get("finetune_classes"))
+        else:  # nothing names the transfer: the file does
+            row["study"] = path.stem
+    if "activation" in row:
+        row["activation"] = activation_name(row["activation"])
+    return row
+
+
+def _rows_from_file(path: Path, study: str | None, source_dataset: str | None, target_dataset: str | None,
+                    strict: bool) -> list[dict] | None:
+    """Rows of one file, or None when a scanned file is not a results file (``strict`` raises instead)."""
+    if path.suffix == ".jsonl":
+        data = read_jsonl(path)
+        if not data:
+            return []
+    else:
+        data = _read_json(path)
+    if _is_original_format(data):
+        rows = _rows_from_original(data, path, study, source_dataset, target_dataset)
+    elif _is_row_list(data):
+        rows = [_fill_our_row(r, path, study) for r in data]
+    elif strict:
+        raise ValueError(f"{path}: neither results rows (with cut, fraction, test_acc) nor the original "
+                         "study's format (params dict, then rows with sampled_cut_point)")
+    else:
+        return None
+    for row in rows:
+        row["source"] = str(path)
+    return rows
+
+
+def _expand_paths(paths_or_dirs: Iterable[str | os.PathLike], patterns: tuple[str, ...]) -> list[tuple[Path, bool]]:
+    """(file, named explicitly?) for every path; directories give their files matching ``patterns``."""
+    files = []
+    for item in paths_or_dirs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted({p for pattern in patterns for p in path.glob(pattern) if p.is_file()})
+            files.extend((p, False) for p in found)
+        elif path.is_file():
+            files.append((path, True))
+        else:
+            raise ValueError(f"paths_or_dirs: {str(path)!r} is neither a file nor a directory")
+    return files
+
+
+# ----------------------------------------------------------------------------- the tidy frame
+def _tidy(rows: list[dict]) -> pd.DataFrame:
+    """Rows → frame with every results column, in schema order, with stable dtypes."""
+    df = pd.DataFrame(rows)
+    for column in ROW_COLUMNS + EXTRA_COLUMNS:
+        if column not in df.columns:
+            df[column] = None
+    if len(df):
+        df["arm"] = [a if isinstance(a, str) and a else arm_name(c) for a, c in zip(df["arm"], df["cut"])]
+    for column in _INT_COLUMNS:
+        df[column] = pd.to_numeric(df[column]).astype("int64")
+    for column in _NULLABLE_INT_COLUMNS:
+        df[column] = pd.to_numeric(df[column]).astype("Int64")
+    for column in _FLOAT_COLUMNS:
+        df[column] = pd.to_numeric(df[column]).astype("float64")
+    for column in _BOOL_COLUMNS:
+        values = df[column]
+        df[column] = values.astype(bool) if values.notna().all() else values.astype("boolean")
+    extras = [c for c in df.columns if c not in ROW_COLUMNS + EXTRA_COLUMNS]
+    return df[ROW_COLUMNS + EXTRA_COLUMNS + extras].reset_index(drop=True)
+
+
+def load_results(*paths_or_dirs: str | os.PathLike, study: str | None = None,
+                 source_dataset: str | None = None, target_dataset: str | None = None) -> pd.DataFrame:
+    """One tidy frame from any mix of our JSON-lines stores, JSON exports and the original study's files.
+
+    Directories are scanned (not recursively) for ``*.jsonl`` and ``*.json``; scanned files that hold no
+    results (configs, clustering outputs) are skipped, a file named explicitly must hold results.
+
+    ``study`` names rows whose source carries no study name; otherwise it is derived: for the original's
+    files ``"MNIST[0-4]->MNIST[5-9] FR"`` (dataset pair, class split and the file's transfer condition, so
+    a baselines file and the cuts file made with it share one study), for rows of ours the dataset pair and
+    class split as in ``StudyConfig.study_name()``. The original's files name their datasets in the params
+    dict (our exports) or not at all: then ``source_dataset`` / ``target_dataset`` if given, else a folder in
+    the path (``FashionMNIST/``, ``MNIST_to_FashionMNIST/``), else ``"MNIST"``.
+    """
+    if not paths_or_dirs:
+        raise ValueError("paths_or_dirs: give at least one results file or directory")
+    rows: list[dict] = []
+    for path, explicit in _expand_paths(paths_or_dirs, ("*.jsonl", "*.json")):
+        file_rows = _rows_from_file(path, study, source_dataset, target_dataset, strict=explicit)
+        rows.extend(file_rows or [])
+    return _tidy(rows)
+
+
+def _hashable(value: Any) -> Any:
+    """A value usable in a dict key: lists → tuples, NaN/NA → None."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_hashable(v) for v in value)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value
+
+
+BASELINE_MATCH = ("source_dataset", "target_dataset", "pretrain_classes", "finetune_classes", "depth",
+                  "num_channels", "kernel_size", "activation", "pooling")
+
+
+def expand_baselines(df: pd.DataFrame, match: Iterable[str] = BASELINE_MATCH) -> pd.DataFrame:
+    """Give every transfer condition its own copy of the matching baseline rows, in a ``setting`` column.
+
+    One baseline serves several conditions (FR, F, FT … are all compared with the same from-scratch runs),
+    and a store may hold several conditions under one study name, so ``arm`` alone ("cut 2") is ambiguous.
+    After this, group by ``("study", "setting", "fraction")``: each setting holds one condition's cuts and
+    the baseline rows with equal ``match`` columns (from the same study when it has them, else from any
+    study; duplicates of one (fraction, repeat) kept once), copied under that study's name. Baseline rows
+    that match no condition stay, with ``setting == "baseline"``.
+    """
+    match = list(match)
+    missing = [c for c in match + ["study", "condition", "cut", "fraction", "repeat"] if c not in df.columns]
+    if missing:
+        raise ValueError(f"df: missing columns {missing}")
+    is_base = df["cut"] == -1
+    base, cuts = df[is_base], df[~is_base].copy()
+    cuts["setting"] = cuts["condition"]
+    base_keys = [tuple(_hashable(v) for v in values) for values in base[match].itertuples(index=False)]
+    used = np.zeros(len(base), dtype=bool)
+    parts = [cuts]
+    for (study, condition), rows in cuts.groupby(["study", "condition"], sort=False, dropna=False):
+        key = tuple(_hashable(v) for v in rows.iloc[0][match])
+        candidates = np.array([k == key for k in base_keys], dtype=bool)
+        same_study = candidates & (base["study"].to_numpy() == study)
+        chosen = same_study if same_study.any() else candidates
+        used |= chosen
+        copies = base[chosen].copy()
+        copies["_own"] = copies["study"] == study
+        copies = (copies.sort_values("_own", ascending=False, kind="stable")
+                  .drop_duplicates(["fraction", "repeat"]).drop(columns="_own").sort_index())
+        copies["study"], copies["setting"] = study, condition
+        parts.append(copies)
+    rest = base[~used].copy()
+    rest["setting"] = "baseline"
+    parts.append(rest)
+    return pd.concat(parts, ignore_index=True)
+
+
+def summary_table(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median",
+                  arm_col: str = "arm") -> pd.DataFrame:
+    """Wide table: one row per fraction (per study and fraction when there are several), one column per arm.
+
+    ``stat`` in ``median``, ``mean``, ``iqm`` (mean of the middle 50 %), ``std``, ``count``.
+    """
+    if stat not in SUMMARY_STATS:
+        raise ValueError(f"stat {stat!r} is unknown; allowed: {list(SUMMARY_STATS)}")
+    for column in (metric, arm_col, "fraction"):
+        if column not in df.columns:
+            raise ValueError(f"df has no column {column!r} (metric/arm_col); columns: {list(df.columns)}")
+    index = ["fraction"] if df.get("study", pd.Series(dtype=object)).nunique() <= 1 else ["study", "fraction"]
+    grouped = df.groupby(index + [arm_col], dropna=False)[metric]
+    if stat == "iqm":
+        from scipy.stats import trim_mean
+
+        values = grouped.apply(lambda x: trim_mean(x.dropna(), 0.25) if x.notna().any() else np.nan)
+    else:
+        values = grouped.agg(stat)
+    wide = values.unstack(arm_col)
+    wide = wide[sorted(wide.columns, key=arm_sort_key)]
+    wide.columns.name = arm_col
+    return wide
+
+
+# ----------------------------------------------------------------------------- export
+def _json_value(value: Any) -> Any:
+    """Plain JSON value: numpy scalars → Python, NaN → null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """Params values json cannot write: numpy scalars/arrays as Python values, anything else as text."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _export_params(df: pd.DataFrame, params: dict) -> dict:
+    """The params dict to write first: JSON-able, with the condition flags of ``df``'s rows."""
+    params = dict(params)
+    if isinstance(params.get("activation_function"), type):
+        cls = params["activation_function"]
+        params["activation_function"] = f"<class '{cls.__module__}.{cls.__qualname__}'>"
+    conditions = sorted(set(df.loc[df["cut"] != -1, "condition"].dropna())) if "condition" in df else []
+    if len(conditions) > 1:
+        raise ValueError(f"df holds several transfer conditions {conditions}; export one at a time")
+    if conditions:
+        cond = conditions[0]
+        if not re.fullmatch(r"[FU][RT]?", cond):
+            raise ValueError(f"df: condition {cond!r} has no original-format equivalent; allowed: F, FR, FT, U, UR, UT")
+        flags = {"freeze": cond[0] == "F", "reinit": cond.endswith("R"), "truncate": cond.endswith("T")}
+        for name, value in flags.items():
+            if name == "reinit" and flags["truncate"]:
+                continue  # with truncation the original's reinit flag has no effect
+            if params.get(name) is not None and bool(params[name]) != value:
+                raise ValueError(f"params[{name!r}]={params[name]!r} contradicts the rows' condition {cond!r}")
+            params.setdefault(name, value)
+            if params[name] is None:
+                params[name] = value
+    for column in ("study", "source_dataset", "target_dataset"):
+        values = df[column].dropna().unique() if column in df else []
+        if column == "study" and len(values) > 1:
+            raise ValueError(f"df holds several studies {list(values)}; export one at a time")
+        if len(values) == 1:
+            params.setdefault(column, _json_value(values[0]))
+    return params
+
+
+def export_original(df: pd.DataFrame, out_dir: str | os.PathLike, params: dict, tag: str) -> tuple[Path, Path]:
+    """Write ``baselines_{tag}.json`` (cut -1 rows) and ``cuts_{tag}.json`` in the original study's format.
+
+    Each file is a JSON list: ``params`` first (plus ``study``/``source_dataset``/``target_dataset`` from
+    the rows when ``params`` lacks them, so the names survive a round trip), then one
+    ``{"lr", "sampled_percentage", "sampled_cut_point", "repeat", "train_acc", "test_acc"}`` per row.
+    """
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict (the original's params dict), got {type(params).__name__}")
+    if not tag or not re.fullmatch(r"[\w.\-]+", tag):
+        raise ValueError(f"tag {tag!r} must be a non-empty file-name fragment (letters, digits, _ . -)")
+    missing = [c for c in ("fraction", "cut", "repeat", "test_acc") if c not in df.columns]
+    if missing:
+        raise ValueError(f"df: missing columns {missing}")
+    header = _export_params(df, params)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ordered = df.sort_values(["cut", "fraction", "repeat"], kind="stable")
+    paths = []
+    for name, part in (("baselines", ordered[ordered["cut"] == -1]), ("cuts", ordered[ordered["cut"] != -1])):
+        items = [header]
+        for row in part.to_dict("records"):
+            lr = row.get("lr")
+            items.append({
+                "lr": _json_value(lr if lr is not None and not pd.isna(lr) else header.get("lr_fine_tune")),
+                "sampled_percentage": _json_value(float(row["fraction"])),
+                "sampled_cut_point": int(row["cut"]),
+                "repeat": int(row["repeat"]),
+                "train_acc": _json_value(row.get("train_acc")),
+                "test_acc": _json_value(row["test_acc"]),
+            })
+        path = out_dir / f"{name}_{tag}.json"
+        path.write_text(json.dumps(items, default=_json_default), encoding="utf-8")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+# ----------------------------------------------------------------------------- clustering
+def _snake(name: str) -> str:
+    """``"Percentage"`` → ``fraction``; other keys lower-case snake (``"Some Key"`` → ``some_key``)."""
+    if name.strip().lower() == "percentage":
+        return "fraction"
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", name.strip())
+    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+
+
+def _clustering_rows(path: Path, strict: bool) -> list[dict] | None:
+    if path.suffix == ".csv":
+        rows = pd.read_csv(path).to_dict("records")
+    elif path.suffix == ".jsonl":
+        rows = read_jsonl(path)
+    else:
+        rows = _read_json(path)
+    ok = isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+    if ok and rows:
+        keys = {_snake(k) for k in rows[0]}
+        ok = {"layer", "ari"} <= keys
+    if not ok:
+        if strict:
+            raise ValueError(f"{path}: not a clustering results file (a list of rows with Layer and ARI)")
+        return None
+    return [{**{_snake(k): v for k, v in r.items()}, "source": str(path)} for r in rows]
+
+
+def load_clustering(*paths_or_dirs: str | os.PathLike) -> pd.DataFrame:
+    """Clustering results (the original's JSON lists, or our JSON-lines/CSV) as one tidy frame.
+
+    Columns: fraction, repeat, layer, precision, recall, accuracy, ari, dataset, split (the original's
+    capitalised keys lower-cased, ``Percentage`` → ``fraction``), then any extra keys (method, channel …),
+    then ``source``. Directories are scanned for ``*.json``, ``*.jsonl``, ``*.csv`` holding such rows.
+    """
+    if not paths_or_dirs:
+        raise ValueError("paths_or_dirs: give at least one clustering file or directory")
+    rows: list[dict] = []
+    for path, explicit in _expand_paths(paths_or_dirs, ("*.jsonl", "*.json", "*.csv")):
+        rows.extend(_clustering_rows(path, strict=explicit) or [])
+    df = pd.DataFrame(rows)
+    for column in CLUSTERING_COLUMNS + ["source"]:
+        if column not in df.columns:
+            df[column] = None
+    for column in ("fraction", "precision", "recall", "accuracy", "ari"):
+        df[column] = pd.to_numeric(df[column]).astype("float64")
+    for column in ("repeat", "layer"):
+        numbers = pd.to_numeric(df[column], errors="coerce")
+        if numbers.notna().sum() == df[column].notna().sum():  # keep named layers ("conv3") as text
+            df[column] = numbers.astype("Int64")
+    extras = [c for c in df.columns if c not in CLUSTERING_COLUMNS + ["source"]]
+    return df[CLUSTERING_COLUMNS + extras + ["source"]]

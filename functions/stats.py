@@ -1,0 +1,426 @@
+"""Paired statistics over repeats: Wilcoxon signed-rank tests with Holm correction, rank groups,
+bootstrap confidence intervals, effects against the baseline, and power warnings.
+
+Repeats are paired across arms by ``pair_col`` (the repeat index, which seeds the training subset), so
+every comparison is a paired one on the repeats both arms have. Every function works per group of
+``by`` columns (default: one group per study and fraction) and returns a tidy frame.
+"""
+from __future__ import annotations
+
+import string
+import zlib
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+from functions.results import arm_sort_key, sort_arms
+
+BOOTSTRAP_STATS = ("median", "iqm", "mean")
+DEFAULT_BY = ("study", "fraction")
+# Differences are rounded before ranking so that accuracies that differ only by float noise count as
+# ties (accuracies are multiples of 1/n_test; 1e-12 is far below any real difference).
+_DIFF_DECIMALS = 12
+
+
+# ----------------------------------------------------------------------------- power
+def min_wilcoxon_p(n: int) -> float:
+    """Smallest two-sided exact Wilcoxon signed-rank p attainable with ``n`` pairs: ``2**(1-n)``.
+
+    It is reached when all ``n`` differences have the same sign (one of the ``2**n`` equally likely sign
+    patterns at each tail).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer ≥ 1 (number of pairs), got {n!r}")
+    return float(2.0 ** (1 - int(n)))
+
+
+def power_warning(n_pairs: int, n_comparisons: int = 1, alpha: float = 0.05) -> str | None:
+    """A message when no comparison can be significant, else None.
+
+    With Holm's correction the smallest p-value is multiplied by the number of comparisons, so the best
+    attainable adjusted p is ``min(1, n_comparisons * 2**(1-n_pairs))``; when that is ≥ ``alpha`` no
+    difference can ever be declared significant, whatever the data.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if isinstance(n_comparisons, bool) or not isinstance(n_comparisons, (int, np.integer)) or n_comparisons < 1:
+        raise ValueError(f"n_comparisons must be an integer ≥ 1, got {n_comparisons!r}")
+    if n_pairs < 1:
+        return "no paired repeats: nothing can be tested"
+    smallest = min_wilcoxon_p(int(n_pairs))
+    if n_comparisons == 1:
+        if smallest < alpha:
+            return None
+        return (f"with {n_pairs} paired repeats the smallest two-sided exact Wilcoxon p is {smallest:g} "
+                f"≥ {alpha:g}: no difference can be significant")
+    adjusted = min(1.0, smallest * n_comparisons)
+    if adjusted < alpha:
+        return None
+    return (f"with {n_pairs} paired repeats the smallest two-sided exact Wilcoxon p is {smallest:g}, "
+            f"×{n_comparisons} comparisons (Holm) = {adjusted:g} ≥ {alpha:g}: no difference can be significant")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _normalise_by(by: str | Iterable[str] | None) -> list[str]:
+    if by is None:
+        return []
+    if isinstance(by, str):
+        return [by]
+    return list(by)
+
+
+def _check_frame(df: pd.DataFrame, metric: str, arm_col: str, by: list[str], pair_col: str | None) -> None:
+    """Clear errors for missing columns and for rows that make pairing ambiguous."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    named = {"metric": metric, "arm_col": arm_col, **{f"by[{i}]": c for i, c in enumerate(by)}}
+    if pair_col is not None:
+        named["pair_col"] = pair_col
+    missing = {arg: col for arg, col in named.items() if col not in df.columns}
+    if missing:
+        raise ValueError(f"df has no column(s) {missing}; columns: {list(df.columns)}")
+    if pair_col is None:
+        return
+    keys = by + [arm_col, pair_col]
+    duplicated = df[df[metric].notna()].duplicated(keys, keep=False)
+    if duplicated.any():
+        examples = df[df[metric].notna()][duplicated][keys].drop_duplicates().head(3).to_dict("records")
+        raise ValueError(
+            f"several rows share one (by…, {arm_col}, {pair_col}), e.g. {examples}: pairing is ambiguous. "
+            "Add the column that tells them apart to `by` (e.g. 'condition', 'lr'), or call "
+            "functions.results.expand_baselines(df) and use by=('study', 'setting', 'fraction')")
+
+
+def _groups(df: pd.DataFrame, by: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    """(key tuple, rows) per group of ``by``; the whole frame when ``by`` is empty."""
+    if not by:
+        yield (), df
+        return
+    for key, rows in df.groupby(by, sort=True, dropna=False):
+        yield (key if isinstance(key, tuple) else (key,)), rows
+
+
+def _norm_key(values: Iterable) -> tuple:
+    """A group key usable for lookups: NaN (which never equals itself) becomes None."""
+    return tuple(None if not isinstance(v, str) and pd.isna(v) else v for v in values)
+
+
+def _arms(rows: pd.DataFrame, arm_col: str, metric: str) -> list:
+    """Arms with at least one value of ``metric``, baseline first then by cut."""
+    return sorted(rows.loc[rows[metric].notna(), arm_col].unique(), key=arm_sort_key)
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def wilcoxon_p(differences: Iterable[float]) -> tuple[float, float]:
+    """(statistic, two-sided p) of the Wilcoxon signed-rank test on paired differences.
+
+    scipy's default ``method="auto"``: the exact null distribution when there are no ties and no zero
+    differences (n ≤ 50); with ties or zeros an exact sign-flip permutation test for n ≤ 13, else the
+    normal approximation. Zero differences are dropped (``zero_method="wilcox"``). All differences zero
+    (or none left) → p = 1.0 and statistic 0 explicitly, which scipy would reject or warn about.
+    """
+    d = np.round(np.asarray(list(differences), dtype=float), _DIFF_DECIMALS)
+    d = d[~np.isnan(d)]
+    if d.size == 0:
+        return np.nan, np.nan
+    if np.all(d == 0):
+        return 0.0, 1.0
+    result = sps.wilcoxon(d, alternative="two-sided", zero_method="wilcox")
+    return float(result.statistic), float(min(1.0, result.pvalue))
+
+
+def _paired(rows: pd.DataFrame, metric: str, arm_col: str, pair_col: str) -> pd.DataFrame:
+    """Metric as a pair × arm table (NaN where an arm lacks that repeat)."""
+    present = rows[rows[metric].notna()]
+    return present.pivot(index=pair_col, columns=arm_col, values=metric)
+
+
+# ----------------------------------------------------------------------------- tests
+TEST_COLUMNS = ["arm_a", "arm_b", "n_pairs", "n_dropped", "median_a", "median_b", "median_diff",
+                "statistic", "p", "p_holm", "significant", "warning"]
+
+
+def paired_tests(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
+                 by: str | Iterable[str] = DEFAULT_BY, pair_col: str = "repeat",
+                 alpha: float = 0.05) -> pd.DataFrame:
+    """Wilcoxon signed-rank test for every pair of arms within each group, Holm-corrected per group.
+
+    One row per (group…, arm_a, arm_b), arms in baseline, cut 0, cut 1 … order. Only repeats present in
+    both arms are used (``n_pairs``); repeats present in just one are dropped and counted (``n_dropped``).
+    ``median_a``/``median_b`` are the medians of those paired values, ``median_diff`` the median of the
+    paired differences a − b. p-values as in :func:`wilcoxon_p`; ``p_holm`` is Holm's step-down adjustment
+    (statsmodels) over the comparisons of the group that could be tested; ``significant`` is
+    ``p_holm < alpha``; ``warning`` is :func:`power_warning` for that comparison's pairs and the group's
+    number of comparisons.
+    """
+    by = _normalise_by(by)
+    _check_frame(df, metric, arm_col, by, pair_col)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    records = []
+    for key, rows in _groups(df, by):
+        arms = _arms(rows, arm_col, metric)
+        table = _paired(rows, metric, arm_col, pair_col)
+        group_records = []
+        for i, arm_a in enumerate(arms):
+            for arm_b in arms[i + 1:]:
+                both = table[[arm_a, arm_b]]
+                complete = both.dropna()
+                n_dropped = int(both.notna().any(axis=1).sum()) - len(complete)
+                a, b = complete[arm_a].to_numpy(float), complete[arm_b].to_numpy(float)
+                statistic, p = wilcoxon_p(a - b)
+                group_records.append({
+                    **dict(zip(by, key)), "arm_a": arm_a, "arm_b": arm_b, "n_pairs": len(complete),
+                    "n_dropped": n_dropped,
+                    "median_a": float(np.median(a)) if a.size else np.nan,
+                    "median_b": float(np.median(b)) if b.size else np.nan,
+                    "median_diff": float(np.median(a - b)) if a.size else np.nan,
+                    "statistic": statistic, "p": p,
+                })
+        tested = [r for r in group_records if not np.isnan(r["p"])]
+        adjusted = multipletests([r["p"] for r in tested], alpha=alpha, method="holm")[1] if tested else []
+        for record, p_holm in zip(tested, adjusted):
+            record["p_holm"] = float(p_holm)
+        for record in group_records:
+            record.setdefault("p_holm", np.nan)
+            record["significant"] = bool(record["p_holm"] < alpha)
+            record["warning"] = power_warning(record["n_pairs"], max(1, len(tested)), alpha)
+        records.extend(group_records)
+    if not records:
+        return _empty(by + TEST_COLUMNS)
+    return pd.DataFrame(records, columns=by + TEST_COLUMNS)
+
+
+def _letters(index: int) -> str:
+    """0 → a, 25 → z, 26 → aa, …"""
+    letters = string.ascii_lowercase
+    label = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        label = letters[rest] + label
+    return label
+
+
+def _significance_lookup(tests: pd.DataFrame, by: list[str]) -> dict[tuple, dict[frozenset, bool]]:
+    """{group key: {frozenset({arm_a, arm_b}): significant}} from a :func:`paired_tests` frame."""
+    lookup: dict[tuple, dict[frozenset, bool]] = {}
+    for row in tests.to_dict("records"):
+        key = _norm_key(row[c] for c in by)
+        lookup.setdefault(key, {})[frozenset((row["arm_a"], row["arm_b"]))] = bool(row["significant"])
+    return lookup
+
+
+def _warnings_by_arm(tests: pd.DataFrame, by: list[str]) -> dict[tuple, str]:
+    """{(group…, arm): warning} when every comparison of that arm carries one (the best-powered one's)."""
+    found: dict[tuple, tuple[int, str | None, bool]] = {}
+    for row in tests.sort_values("n_pairs", kind="stable").to_dict("records"):
+        for arm in (row["arm_a"], row["arm_b"]):
+            key = _norm_key(row[c] for c in by) + (arm,)
+            _, _, all_warned = found.get(key, (0, None, True))
+            found[key] = (row["n_pairs"], row["warning"], all_warned and row["warning"] is not None)
+    return {key: message for key, (_, message, all_warned) in found.items() if all_warned}
+
+
+def rank_groups(df: pd.DataFrame, tests: pd.DataFrame | None = None, metric: str = "test_acc",
+                arm_col: str = "arm", by: str | Iterable[str] = DEFAULT_BY, alpha: float = 0.05,
+                pair_col: str = "repeat", higher_is_better: bool = True) -> pd.DataFrame:
+    """Rank the arms of each group by median and group those not significantly different.
+
+    One row per (group…, arm): ``n``, ``median`` (over all its values), ``rank`` (1 = best median, ties
+    share the lower rank), ``group``/``group_label`` and ``warning``. Groups follow a simple
+    compact-letter rule: walk the arms from best to worst median; the first arm opens group 1 ("a"), and
+    each next arm joins the current group unless it differs significantly (Holm-adjusted, from ``tests``)
+    from the *first* arm of that group, in which case it opens the next group ("b", …). Untested pairs
+    count as not different. Because "not different" is not transitive, neighbouring groups can still hold
+    arms that are not significantly different from each other; read the labels with the p-values.
+    ``tests`` defaults to :func:`paired_tests` with the same arguments.
+    """
+    by = _normalise_by(by)
+    _check_frame(df, metric, arm_col, by, None)
+    if tests is None:
+        tests = paired_tests(df, metric=metric, arm_col=arm_col, by=by, pair_col=pair_col, alpha=alpha)
+    missing = [c for c in by + ["arm_a", "arm_b", "significant", "warning", "n_pairs"] if c not in tests.columns]
+    if missing:
+        raise ValueError(f"tests lacks columns {missing}; pass the frame returned by paired_tests")
+    significant = _significance_lookup(tests, by)
+    warned = _warnings_by_arm(tests, by)
+    records = []
+    for key, rows in _groups(df, by):
+        values = rows[rows[metric].notna()].groupby(arm_col)[metric]
+        summary = pd.DataFrame({"n": values.size(), "median": values.median()})
+        if summary.empty:
+            continue
+        direction = -1.0 if higher_is_better else 1.0
+        order = sorted(summary.index, key=lambda arm: (direction * summary.loc[arm, "median"], arm_sort_key(arm)))
+        ranks = (direction * summary["median"]).rank(method="min").astype(int)
+        pairs = significant.get(_norm_key(key), {})
+        group, leader = 1, order[0]
+        for arm in order:
+            if arm != leader and pairs.get(frozenset((leader, arm)), False):
+                group, leader = group + 1, arm
+            records.append({
+                **dict(zip(by, key)), "arm": arm, "n": int(summary.loc[arm, "n"]),
+                "median": float(summary.loc[arm, "median"]), "rank": int(ranks[arm]),
+                "group": group, "group_label": _letters(group - 1),
+                "warning": warned.get(_norm_key(key) + (arm,)),
+            })
+    columns = by + ["arm", "n", "median", "rank", "group", "group_label", "warning"]
+    return pd.DataFrame(records, columns=columns) if records else _empty(columns)
+
+
+# ----------------------------------------------------------------------------- bootstrap
+def _stat_function(stat: str):
+    """Vectorised statistic over the last axis."""
+    if stat == "median":
+        return lambda x: np.median(x, axis=-1)
+    if stat == "mean":
+        return lambda x: np.mean(x, axis=-1)
+    if stat == "iqm":  # interquartile mean: mean of the middle 50 %
+        return lambda x: sps.trim_mean(x, 0.25, axis=-1)
+    raise ValueError(f"stat {stat!r} is unknown; allowed: {list(BOOTSTRAP_STATS)}")
+
+
+def _group_rng(seed: int, key: tuple) -> np.random.Generator:
+    """A generator per group, so a group's interval does not depend on which other groups are present."""
+    return np.random.default_rng([int(seed), zlib.crc32(repr(key).encode())])
+
+
+def _bootstrap(values: np.ndarray, stat: str, n_boot: int, ci: float,
+               rng: np.random.Generator) -> tuple[float, float, float]:
+    """(estimate, low, high): percentile bootstrap interval of ``stat`` by resampling ``values``."""
+    function = _stat_function(stat)
+    estimate = float(function(values))
+    if values.size < 2:
+        return estimate, estimate, estimate
+    # resample in chunks of about 4M numbers to bound memory for large samples
+    chunk = max(1, min(n_boot, 4_000_000 // values.size))
+    replicates = np.concatenate([
+        function(values[rng.integers(0, values.size, size=(min(chunk, n_boot - start), values.size))])
+        for start in range(0, n_boot, chunk)
+    ])
+    tail = (1.0 - ci) / 2.0
+    low, high = np.quantile(replicates, [tail, 1.0 - tail])
+    return estimate, float(low), float(high)
+
+
+def _check_bootstrap_args(stat: str, n_boot: int, ci: float) -> None:
+    _stat_function(stat)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be an integer ≥ 1, got {n_boot!r}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+
+
+def bootstrap_ci(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
+                 by: str | Iterable[str] = DEFAULT_BY, stat: str = "median", n_boot: int = 2000,
+                 ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Percentile bootstrap CI of ``stat`` (median, iqm = mean of the middle 50 %, mean) per (group…, arm).
+
+    Vectorised numpy resampling of the arm's repeats with replacement; reproducible with ``seed`` (each
+    group draws from its own generator seeded by ``seed`` and the group's key). With one value the
+    interval is that value. Columns: group…, arm, stat, estimate, low, high, n.
+    """
+    by = _normalise_by(by)
+    _check_frame(df, metric, arm_col, by, None)
+    _check_bootstrap_args(stat, n_boot, ci)
+    records = []
+    for key, rows in _groups(df, by):
+        present = rows[rows[metric].notna()]
+        for arm in sorted(present[arm_col].unique(), key=arm_sort_key):
+            values = present.loc[present[arm_col] == arm, metric].to_numpy(float)
+            estimate, low, high = _bootstrap(values, stat, n_boot, ci, _group_rng(seed, tuple(key) + (arm,)))
+            records.append({**dict(zip(by, key)), "arm": arm, "stat": stat, "estimate": estimate,
+                            "low": low, "high": high, "n": int(values.size)})
+    columns = by + ["arm", "stat", "estimate", "low", "high", "n"]
+    return pd.DataFrame(records, columns=columns) if records else _empty(columns)
+
+
+def effect_vs_baseline(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
+                       baseline: str = "baseline", by: str | Iterable[str] = DEFAULT_BY, n_boot: int = 2000,
+                       seed: int = 0, ci: float = 0.95, pair_col: str = "repeat", alpha: float = 0.05,
+                       tests: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Paired effect of each arm against ``baseline`` per group: arm − baseline on shared repeats.
+
+    Columns: group…, arm, n_pairs, median_diff (median of the paired differences), low/high (percentile
+    bootstrap CI of that median, resampling pairs), p_holm and significant (from :func:`paired_tests`, so
+    Holm runs over all pairwise comparisons of the group, the same family the rank groups use). Groups
+    without the baseline arm are left out.
+    """
+    by = _normalise_by(by)
+    _check_frame(df, metric, arm_col, by, pair_col)
+    _check_bootstrap_args("median", n_boot, ci)
+    if not (df[arm_col] == baseline).any():
+        raise ValueError(f"baseline {baseline!r} is not a value of {arm_col!r}; "
+                         f"values: {sort_arms(df[arm_col].dropna())}")
+    if tests is None:
+        tests = paired_tests(df, metric=metric, arm_col=arm_col, by=by, pair_col=pair_col, alpha=alpha)
+    p_lookup = {}
+    for row in tests.to_dict("records"):
+        key = _norm_key(row[c] for c in by)
+        p_lookup[key + (row["arm_a"], row["arm_b"])] = p_lookup[key + (row["arm_b"], row["arm_a"])] = (
+            row["p_holm"], row["significant"])
+    records = []
+    for key, rows in _groups(df, by):
+        table = _paired(rows, metric, arm_col, pair_col)
+        if baseline not in table.columns:
+            continue
+        for arm in sorted(table.columns, key=arm_sort_key):
+            if arm == baseline:
+                continue
+            complete = table[[arm, baseline]].dropna()
+            diffs = (complete[arm] - complete[baseline]).to_numpy(float)
+            if diffs.size:
+                estimate, low, high = _bootstrap(diffs, "median", n_boot, ci,
+                                                 _group_rng(seed, tuple(key) + (arm, baseline)))
+            else:
+                estimate = low = high = np.nan
+            p_holm, significant = p_lookup.get(_norm_key(key) + (arm, baseline), (np.nan, False))
+            records.append({**dict(zip(by, key)), "arm": arm, "n_pairs": int(diffs.size),
+                            "median_diff": estimate, "low": low, "high": high,
+                            "p_holm": p_holm, "significant": bool(significant)})
+    columns = by + ["arm", "n_pairs", "median_diff", "low", "high", "p_holm", "significant"]
+    return pd.DataFrame(records, columns=columns) if records else _empty(columns)
+
+
+def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
+              by: str | Iterable[str] = DEFAULT_BY, pair_col: str = "repeat", baseline: str = "baseline",
+              alpha: float = 0.05, stat: str = "median", n_boot: int = 2000, ci: float = 0.95,
+              seed: int = 0, higher_is_better: bool = True) -> pd.DataFrame:
+    """One row per (group…, arm): what a visualisations notebook prints.
+
+    Columns: n, median, rank, group, group_label; ``estimate``/``low``/``high`` (bootstrap CI of ``stat``);
+    ``diff_vs_baseline``/``diff_low``/``diff_high``/``n_pairs``/``p_holm_vs_baseline``/
+    ``significant_vs_baseline`` (NaN for the baseline itself or when there is no baseline); ``warning``.
+    """
+    by = _normalise_by(by)
+    tests = paired_tests(df, metric=metric, arm_col=arm_col, by=by, pair_col=pair_col, alpha=alpha)
+    ranked = rank_groups(df, tests=tests, metric=metric, arm_col=arm_col, by=by, alpha=alpha,
+                         higher_is_better=higher_is_better)
+    cis = bootstrap_ci(df, metric=metric, arm_col=arm_col, by=by, stat=stat, n_boot=n_boot, ci=ci, seed=seed)
+    keys = by + ["arm"]
+    table = ranked.merge(cis.drop(columns="n"), on=keys, how="left")
+    effect_columns = ["diff_vs_baseline", "diff_low", "diff_high", "n_pairs", "p_holm_vs_baseline",
+                      "significant_vs_baseline"]
+    if (df[arm_col] == baseline).any():
+        effects = effect_vs_baseline(df, metric=metric, arm_col=arm_col, baseline=baseline, by=by,
+                                     n_boot=n_boot, seed=seed, ci=ci, pair_col=pair_col, alpha=alpha,
+                                     tests=tests)
+        effects = effects.rename(columns={"median_diff": "diff_vs_baseline", "low": "diff_low",
+                                          "high": "diff_high", "p_holm": "p_holm_vs_baseline",
+                                          "significant": "significant_vs_baseline"})
+        table = table.merge(effects, on=keys, how="left")
+    else:
+        for column in effect_columns:
+            table[column] = np.nan
+    table["n_pairs"] = table["n_pairs"].astype("Int64")
+    order = ["n", "median", "stat", "estimate", "low", "high", "rank", "group", "group_label"]
+    table = table[keys + order + effect_columns + ["warning"]]
+    table["_arm_order"] = table["arm"].map(arm_sort_key)
+    return table.sort_values(by + ["_arm_order"], kind="stable").drop(columns="_arm_order").reset_index(drop=True)

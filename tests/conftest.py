@@ -1,0 +1,104 @@
+"""Test environment: smoke profile, quiet progress bars, and a data root every test and notebook can read.
+
+The data root (``tests/_data``, git-ignored) links the real MNIST/FashionMNIST when they are available
+(``$TL_STUDY_DATA`` or ``../shared/data``) and otherwise holds small generated files in the same IDX
+format. CIFAR-10 is never reachable here, so a small CIFAR-format fixture (``cifar-10-batches-py``
+pickles of class-coloured patterns) is always generated. Set before collection, so notebook kernels
+started by nbval inherit it.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_ROOT = REPO / "tests" / "_data"
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _real_data_root() -> Path | None:
+    for candidate in (os.environ.get("TL_STUDY_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "MNIST" / "raw" / IDX_FILES[0]).exists():
+            return Path(candidate).resolve()
+    return None
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """IDX format: magic (0, 0, dtype 0x08 = uint8, ndim), big-endian dims, raw bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def _digits_as_28px(seed: int):
+    """scikit-learn's digits placed on a 28×28 canvas (learnable stand-in for MNIST)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    img = (bunch.images * 255 / 16).astype(np.uint8).repeat(3, axis=1).repeat(3, axis=2)  # 24×24
+    canvas = np.zeros((len(img), 28, 28), np.uint8)
+    canvas[:, 2:26, 2:26] = img
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(img))
+    return canvas[order], bunch.target[order].astype(np.uint8)
+
+
+def write_mnist_fixture(root: Path, name: str, seed: int = 0) -> None:
+    """MNIST-format files under ``root/name/raw`` made from the digits dataset."""
+    raw = root / name / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    x, y = _digits_as_28px(seed)
+    if name == "FashionMNIST":
+        x = 255 - x  # a different domain with the same shapes
+    n_test = len(y) // 5
+    for fname, arr in zip(IDX_FILES, (x[n_test:], y[n_test:], x[:n_test], y[:n_test])):
+        _write_idx(raw / fname, arr)
+
+
+def write_cifar_fixture(root: Path, per_batch: int = 200, seed: int = 0) -> Path:
+    """A small ``cifar-10-batches-py`` folder: class-specific colour and stripe pattern plus noise."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    palette = rng.integers(0, 256, size=(10, 3))
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        labels = rng.integers(0, 10, size=per_batch)
+        yy, xx = np.mgrid[0:32, 0:32]
+        images = np.empty((per_batch, 3, 32, 32), np.float32)
+        for i, c in enumerate(labels):
+            stripes = ((xx * (c % 4 + 1) + yy * (c // 4)) % 8 < 4).astype(np.float32)
+            images[i] = palette[c][:, None, None] * (0.5 + 0.5 * stripes)
+        images += rng.normal(0, 20, images.shape)
+        data = np.clip(images, 0, 255).astype(np.uint8).reshape(per_batch, -1)
+        with open(folder / name, "wb") as fh:
+            pickle.dump({"data": data, "labels": labels.tolist(), "batch_label": name}, fh)
+    return folder
+
+
+def build_data_root() -> Path:
+    """Create (once) the test data root and return it."""
+    FIXTURE_ROOT.mkdir(parents=True, exist_ok=True)
+    real = _real_data_root()
+    for name in ("MNIST", "FashionMNIST"):
+        target = FIXTURE_ROOT / name
+        if target.exists() or target.is_symlink():
+            continue
+        if real is not None and (real / name / "raw" / IDX_FILES[0]).exists():
+            target.symlink_to(real / name, target_is_directory=True)
+        else:
+            write_mnist_fixture(FIXTURE_ROOT, name)
+    if not (FIXTURE_ROOT / "cifar-10-batches-py" / "test_batch").exists():
+        write_cifar_fixture(FIXTURE_ROOT)
+    return FIXTURE_ROOT
+
+
+def pytest_configure(config):
+    os.environ["TL_STUDY_DATA"] = str(build_data_root())
+    os.environ["TL_STUDY_PROFILE"] = "smoke"
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
