@@ -16,6 +16,7 @@ from typing import Any
 ACTIVATIONS = ("ReLU", "GELU", "SiLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Mish")
 DATASETS = ("MNIST", "FashionMNIST", "CIFAR10", "digits")
 DEVICES = ("cpu", "cuda", "auto")
+ARCHITECTURES = ("CustomCNN", "ResNet")
 PROFILES = ("smoke", "cpu", "paper")
 CONDITIONS = ("FR", "F", "UR", "U", "FT", "UT")
 
@@ -27,6 +28,18 @@ DATASET_SHAPES = {
     "digits": (1, 16, 16),
 }
 NUM_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "digits": 10}
+
+# Named class splits of the original study: name → (pretraining classes, fine-tuning classes).
+CLASS_SPLITS = {
+    "MNIST": {"regular": ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])},
+    "FashionMNIST": {"regular": ([0, 1, 2, 3, 4, 6, 8], [5, 7, 9]),
+                     "random": ([0, 1, 2, 4, 6, 7, 9], [3, 5, 8])},
+    "CIFAR10": {"regular": ([0, 1, 8, 9], [2, 3, 4, 5, 6, 7]),
+                "reverse": ([2, 3, 4, 5, 6, 7], [0, 1, 8, 9]),
+                "random": ([5, 6, 7, 8, 9], [0, 1, 2, 3])},
+    "digits": {"regular": ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])},
+    "cross": {"all": (list(range(10)), list(range(10)))},
+}
 
 # Keys of the original params dict that steer nothing here (logging, checkpoint files, loaders).
 IGNORED_ORIGINAL_KEYS = (
@@ -49,6 +62,7 @@ class StudyConfig:
     pre_train_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     fine_tune_classes: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
     # model
+    architecture: str = "CustomCNN"  # or "ResNet" (stem + residual pairs; depth = conv layers: 3, 5, 7)
     depth: int = 6
     num_channels: int = 64
     kernel_size: int = 3
@@ -76,7 +90,7 @@ class StudyConfig:
     repeats: int | list[int] = field(default_factory=lambda: [25, 25, 20, 5, 5])
     cuts: list[int] | None = None  # None = every cut 0..depth
     # environment
-    data_root: str | None = None  # None = $TL_STUDY_DATA or ./data
+    data_root: str | None = None  # None = $TL_STUDY_DATA, else data/ at the repository root
     download: bool | None = None  # None = download only when the files are missing
     device: str = "cpu"
     results_dir: str = "results"
@@ -110,7 +124,7 @@ class StudyConfig:
 
     def resolved_data_root(self) -> Path:
         """The data root: the config field, else ``$TL_STUDY_DATA``, else ``./data``."""
-        return Path(self.data_root or os.environ.get("TL_STUDY_DATA") or "data").expanduser()
+        return default_data_root(self.data_root)
 
     def resolved_device(self) -> str:
         """``auto`` becomes ``cuda`` when available, else ``cpu``."""
@@ -127,7 +141,7 @@ class StudyConfig:
 
     def model_fields(self) -> dict[str, Any]:
         """The fields that define the architecture."""
-        keys = ("depth", "num_channels", "kernel_size", "activation_function", "use_pooling",
+        keys = ("architecture", "depth", "num_channels", "kernel_size", "activation_function", "use_pooling",
                 "pooling_every_n_layers", "pooling_stride", "two_linear_layers", "hidden_dim_lin")
         return {k: getattr(self, k) for k in keys}
 
@@ -144,6 +158,7 @@ class StudyConfig:
         _check_choice("target_dataset", self.target_dataset, DATASETS)
         _check_choice("activation_function", self.activation_function, ACTIVATIONS)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("architecture", self.architecture, ARCHITECTURES)
         if self.device == "cuda":
             import torch
 
@@ -330,6 +345,22 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
                   early_stop_patience=6, batch_size=4096, percentages=[0.001, 0.01, 0.1, 0.5, 1.0],
                   repeats=[25, 25, 20, 5, 5], cache_budget_gb=16.0),
 }
+
+
+def class_split(dataset: str, name: str) -> tuple[list[int], list[int]]:
+    """(pretraining classes, fine-tuning classes) of a named split of the original study."""
+    if dataset not in CLASS_SPLITS:
+        raise ConfigError(f"dataset {dataset!r} has no named class splits; allowed: {list(CLASS_SPLITS)}")
+    if name not in CLASS_SPLITS[dataset]:
+        raise ConfigError(f"class_split {name!r} is unknown for {dataset}; allowed: {list(CLASS_SPLITS[dataset])}")
+    pre, fine = CLASS_SPLITS[dataset][name]
+    return list(pre), list(fine)
+
+
+def default_data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The data root: ``explicit``, else ``$TL_STUDY_DATA``, else ``data/`` at the repository root."""
+    chosen = explicit or os.environ.get("TL_STUDY_DATA")
+    return Path(chosen).expanduser() if chosen else Path(__file__).resolve().parents[1] / "data"
 
 
 def profile_from_env(default: str = "cpu") -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import DATASETS, ConfigError
+from .config import DATASETS, ConfigError, default_data_root
 
 # Per-channel mean/std of each training split (pixel values scaled to [0, 1]).
 NORMALISATION = {
@@ -112,9 +112,7 @@ def check_available(name: str, root: Path, download: bool | None = None) -> None
 @functools.lru_cache(maxsize=8)
 def load_dataset(name: str, root: str | Path | None = None, download: bool | None = None) -> RawDataset:
     """Read a whole dataset into uint8 tensors (cached per process)."""
-    import os
-
-    root = Path(root or os.environ.get("TL_STUDY_DATA") or "data")
+    root = default_data_root(root)
     check_available(name, root, download)
     if name in ("MNIST", "FashionMNIST"):
         x_train, y_train, x_test, y_test = _load_idx(name, root)

@@ -23,18 +23,61 @@ from .models import CustomCNN, Suffix, cut, load_state
 from .store import ResultsStore
 from .training import Tensors, fit
 
-# Transfer conditions: name → (freeze, reinit, truncate).
-CONDITION_FLAGS = {
-    "FR": (True, True, False), "F": (True, False, False), "UR": (False, True, False),
-    "U": (False, False, False), "FT": (True, False, True), "UT": (False, False, True),
-}
+@dataclass(frozen=True)
+class Condition:
+    """How a run's model is made from a pretrained one at cut k.
+
+    ``source``: which network the kept blocks come from: ``"A"`` (pretrained on the pretraining classes),
+    ``"B"`` (pretrained on the fine-tuning classes themselves: the self-transfer control) or any name a
+    custom ``builder`` understands. ``builder(study, spec) -> model`` replaces the standard cut; ``cuts``
+    (``cfg -> list``) replaces the grid's cut points; ``cacheable`` says whether blocks ``[0, k)`` are
+    frozen copies of the source model, so that their outputs may be served from the prefix cache.
+    """
+
+    name: str
+    freeze: bool = True
+    reinit: bool = True
+    truncate: bool = False
+    source: str = "A"
+    builder: Callable[["Study", "RunSpec"], CustomCNN] | None = None
+    cuts: Callable[[StudyConfig], list[int]] | None = None
+    cacheable: bool | None = None
+    description: str = ""
+
+    @property
+    def uses_cache(self) -> bool:
+        return self.freeze if self.cacheable is None else self.cacheable
+
+    @property
+    def cut0_is_baseline(self) -> bool:
+        """Cut 0 with re-init (or truncation) of a standard cut trains from scratch: the baseline."""
+        return self.builder is None and (self.reinit or self.truncate)
+
+
+CONDITIONS: dict[str, Condition] = {}
+
+
+def register_condition(condition: Condition) -> Condition:
+    """Make a condition available to every grid by name."""
+    CONDITIONS[condition.name] = condition
+    return condition
+
+
+for _name, _flags, _text in (
+        ("FR", (True, True, False), "transferred blocks frozen, later blocks re-initialised"),
+        ("F", (True, False, False), "transferred blocks frozen, later blocks keep pretrained weights"),
+        ("UR", (False, True, False), "transferred blocks fine-tuned, later blocks re-initialised"),
+        ("U", (False, False, False), "every block fine-tuned from pretrained weights"),
+        ("FT", (True, False, True), "transferred blocks frozen, later blocks removed (truncation)"),
+        ("UT", (False, False, True), "transferred blocks fine-tuned, later blocks removed")):
+    register_condition(Condition(_name, *_flags, description=_text))
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """One fine-tuning run of a grid."""
 
-    condition: str  # "baseline" or a key of CONDITION_FLAGS
+    condition: str  # "baseline" or a key of CONDITIONS
     fraction: float
     cut: int  # -1 for the baseline
     repeat: int
@@ -57,6 +100,10 @@ def load_splits(cfg: StudyConfig) -> tuple[Split, Split]:
 def new_model(cfg: StudyConfig, num_classes: int) -> CustomCNN:
     """An untrained CustomCNN shaped for the study's datasets."""
     channels, size, _ = DATASET_SHAPES[cfg.source_dataset]
+    if cfg.architecture == "ResNet":
+        from .resnet import ResNet
+
+        return ResNet.from_config(cfg, channels, size, num_classes)
     return CustomCNN.from_config(cfg, channels, size, num_classes)
 
 
@@ -215,6 +262,25 @@ class Study:
             self._pretrained.eval()
         return self._pretrained
 
+    @property
+    def pretrained_b(self) -> CustomCNN:
+        """The self-transfer source: the same network pretrained on the fine-tuning classes (B)."""
+        if getattr(self, "_pretrained_b", None) is None:
+            cfg_b = self.cfg.replace(source_dataset=self.cfg.target_dataset,
+                                     pre_train_classes=list(self.cfg.fine_tune_classes))
+            self._pretrained_b, self.pretrain_info_b = pretrain(cfg_b, self.target, self.root,
+                                                                verbose=self.verbose)
+            self._pretrained_b.eval()
+        return self._pretrained_b
+
+    def source_model(self, source: str) -> CustomCNN:
+        """The network a condition transfers from: ``"A"`` or ``"B"``."""
+        if source == "A":
+            return self.pretrained
+        if source == "B":
+            return self.pretrained_b
+        raise ValueError(f"source {source!r} is unknown; allowed: 'A', 'B' (or a custom builder)")
+
     # -- planning
     def subset(self, fraction: float, repeat: int) -> torch.Tensor:
         """Training-subset indices of (fraction, repeat): the same for every condition and cut."""
@@ -226,17 +292,18 @@ class Study:
         specs = []
         for name in conditions:
             name = name or self.cfg.condition
-            if name != "baseline" and name not in CONDITION_FLAGS:
-                raise ValueError(f"condition {name!r} is unknown; allowed: baseline, {list(CONDITION_FLAGS)}")
+            if name != "baseline" and name not in CONDITIONS:
+                raise ValueError(f"condition {name!r} is unknown; allowed: baseline, {list(CONDITIONS)}")
+            cond = CONDITIONS.get(name)
             for fraction in self.cfg.percentages:
                 for repeat in range(self.cfg.repeats_for(fraction)):
                     if name == "baseline":
                         specs.append(RunSpec("baseline", fraction, -1, repeat))
                         continue
-                    for k in self.cfg.cut_points():
-                        # cut 0 with re-init (or truncation) is the from-scratch baseline: computed once
-                        if k == 0 and CONDITION_FLAGS[name][1] | CONDITION_FLAGS[name][2]:
-                            continue
+                    cuts = cond.cuts(self.cfg) if cond.cuts else self.cfg.cut_points()
+                    for k in cuts:
+                        if k == 0 and cond.cut0_is_baseline:
+                            continue  # identical to the from-scratch baseline: computed once
                         specs.append(RunSpec(name, fraction, k, repeat))
         return specs
 
@@ -272,14 +339,15 @@ class Study:
 
     def iter_group(self, group: list[RunSpec]):
         """Run specs that share (condition, freeze) in cut order, reusing one prefix cache; yields rows."""
-        frozen = group[0].condition != "baseline" and CONDITION_FLAGS[group[0].condition][0]
+        cond = CONDITIONS.get(group[0].condition)
         cache = None
-        if frozen:
+        if cond is not None and cond.uses_cache:
+            source = self.cache_source(cond)
             rows_needed = torch.cat([self.subset(s.fraction, s.repeat) for s in group])
             n_rows = len(torch.unique(rows_needed)) + len(self.target.y_val) + len(self.target.y_test)
             budget = self.cfg.cache_budget_gb * 1e9
-            if cache_bytes_estimate(self.pretrained, n_rows, max(1, min(s.cut for s in group))) <= 2 * budget:
-                cache = PrefixCache(self.pretrained, self.target, rows_needed, self.device, budget,
+            if cache_bytes_estimate(source, n_rows, max(1, min(s.cut for s in group))) <= 2 * budget:
+                cache = PrefixCache(source, self.target, rows_needed, self.device, budget,
                                     self.cfg.eval_batch_size)
         for spec in sorted(group, key=lambda s: (s.cut, s.fraction, s.repeat)):
             if cache is not None:
@@ -288,16 +356,27 @@ class Study:
                     cache = None
             yield spec, self.run_one(spec, cache)
 
+    def cache_source(self, cond: Condition) -> CustomCNN:
+        """The network whose frozen blocks feed the prefix cache of a condition."""
+        return self.source_model(cond.source)
+
+    def init_seed(self, spec: RunSpec) -> int:
+        """Seed of a run's fresh weights: shared by every condition and cut of one (fraction, repeat)."""
+        return stable_seed("init", self.cfg.seed, spec.fraction, spec.repeat)
+
     def build_model(self, spec: RunSpec) -> CustomCNN:
         """The model a run starts from (seeded so that paired runs start alike)."""
-        seed = stable_seed("init", self.cfg.seed, spec.fraction, spec.repeat)
+        seed = self.init_seed(spec)
         n_classes = len(self.cfg.fine_tune_classes)
         if spec.condition == "baseline":
-            torch.manual_seed(seed)
-            return new_model(self.cfg, n_classes)
-        freeze, reinit, truncate = CONDITION_FLAGS[spec.condition]
-        return cut(self.pretrained, spec.cut, n_classes, freeze, reinit, truncate,
-                   self.cfg.reinit_both_dense, seed=seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return new_model(self.cfg, n_classes)
+        cond = CONDITIONS[spec.condition]
+        if cond.builder is not None:
+            return cond.builder(self, spec)
+        return cut(self.source_model(cond.source), spec.cut, n_classes, cond.freeze, cond.reinit,
+                   cond.truncate, self.cfg.reinit_both_dense, seed=seed)
 
     def run_one(self, spec: RunSpec, cache: PrefixCache | None = None) -> dict[str, Any]:
         """Train one run and return its results row (not yet stored)."""
@@ -315,14 +394,15 @@ class Study:
     def row(self, spec: RunSpec, result, n_train: int) -> dict[str, Any]:
         """The results row of a finished run (the CONTRIBUTING.md schema)."""
         c = self.cfg
-        freeze, reinit, truncate = CONDITION_FLAGS.get(spec.condition, (False, True, False))
+        cond = CONDITIONS.get(spec.condition)
+        freeze, reinit, truncate = (cond.freeze, cond.reinit, cond.truncate) if cond else (False, True, False)
         return {
             "key": spec.key, "study": c.study_name(), "source_dataset": c.source_dataset,
             "target_dataset": c.target_dataset, "pretrain_classes": list(c.pre_train_classes),
             "finetune_classes": list(c.fine_tune_classes), "condition": spec.condition,
             "freeze": freeze, "reinit": reinit, "truncate": truncate, "fraction": spec.fraction,
             "cut": spec.cut, "repeat": spec.repeat,
-            "seed": stable_seed("init", c.seed, spec.fraction, spec.repeat), "lr": c.lr_fine_tune,
+            "seed": self.init_seed(spec), "lr": c.lr_fine_tune,
             "depth": c.depth, "num_channels": c.num_channels, "kernel_size": c.kernel_size,
             "activation": c.activation_function, "pooling": c.pooling_str(), "n_train": n_train,
             "train_acc": result.train_acc, "val_acc": result.val_acc, "test_acc": result.test_acc,
@@ -350,7 +430,8 @@ class Study:
         df = self.frame()
         df = df[df["condition"].isin(["baseline", condition])]
         out_dir = Path(out_dir or self.root / self.cfg.results_dir)
-        flags = dict(zip(("freeze", "reinit", "truncate"), CONDITION_FLAGS[condition]))
+        cond = CONDITIONS[condition]
+        flags = dict(freeze=cond.freeze, reinit=cond.reinit, truncate=cond.truncate)
         params = self.cfg.replace(**flags).to_original_params()
         return export_original(df, out_dir, params, tag=f"{self.store_path().stem}_{condition}")
 

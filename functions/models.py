@@ -110,6 +110,10 @@ class CustomCNN(nn.Module):
             outs.append(x)
         return outs
 
+    def make_head(self, num_classes: int) -> nn.Module:
+        """A fresh head sized for the current blocks (called after cutting)."""
+        return Head(self.head_in_features(), num_classes, self.hidden, self.activation)
+
     def head_input(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened features entering the head."""
         for block in self.blocks:
@@ -148,15 +152,23 @@ def cut(model: CustomCNN, k: int, num_classes: int, freeze: bool = True, reinit:
             new.blocks = nn.ModuleList(list(new.blocks)[:k])
         elif reinit:
             for block in new.blocks[k:]:
-                block.conv.reset_parameters()
+                reset_parameters(block)
         old_head = new.head
-        new.head = Head(new.head_in_features(), num_classes, new.hidden, new.activation)
-        keep_hidden = (not reinit_both_dense and new.hidden and old_head.fc.in_features == new.head.fc.in_features)
+        new.head = new.make_head(num_classes)
+        keep_hidden = (not reinit_both_dense and getattr(new, "hidden", None)
+                       and old_head.fc.in_features == new.head.fc.in_features)
         if keep_hidden:  # only the output layer is new; the hidden dense layer keeps its weights
             new.head.fc.load_state_dict(old_head.fc.state_dict())
     for block in new.blocks[:k]:
         block.requires_grad_(not freeze)
     return new
+
+
+def reset_parameters(module: nn.Module) -> None:
+    """Re-initialise every layer inside ``module`` that knows how (conv, linear, norm layers)."""
+    for m in module.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, StudyConfig
+from .config import ConfigError, StudyConfig, class_split as named_split
 
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 
@@ -39,3 +39,28 @@ def make_config(profile: str, overrides: dict[str, Any] | None = None, **fields:
     if "pretrained_dir" not in settings and profile == "smoke":
         settings["pretrained_dir"] = str(Path(settings["results_dir"]) / "pretrained_models")
     return StudyConfig.from_profile(profile, **settings)
+
+
+def study_config(profile: str, overrides: dict[str, Any] | None = None, class_split: str | None = None,
+                 **fields: Any) -> StudyConfig:
+    """Like :func:`make_config`, with classes taken from a named split when not given explicitly.
+
+    ``class_split="all"`` (cross-domain) uses all ten classes on both sides.
+    """
+    if class_split is not None:
+        dataset = "cross" if class_split == "all" else fields.get("source_dataset") or "MNIST"
+        pre, fine = named_split(dataset, class_split)
+        if fields.get("pre_train_classes") is None:
+            fields["pre_train_classes"] = pre
+        if fields.get("fine_tune_classes") is None:
+            fields["fine_tune_classes"] = fine
+    return make_config(profile, overrides, **fields)
+
+
+def executor_for(scheduler_address: str):
+    """None (run in this process) for an empty address; else a Dask client (``"local"``: LocalCluster)."""
+    if not scheduler_address:
+        return None
+    from .distributed import make_executor
+
+    return make_executor(scheduler_address)
