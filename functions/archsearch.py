@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .config import DATASET_SHAPES, NUM_CLASSES, ConfigError, StudyConfig
 from .data import Split, load_split, stable_seed
 from .models import ACTIVATION_CLASSES
-from .training import evaluate
+from .training import channels_last, evaluate
 
 ACTIVATIONS = ("ReLU", "GELU", "SiLU", "LeakyReLU", "Mish")
 ORGANISATIONS = ("constant", "doubling", "halving")
@@ -132,6 +132,7 @@ def train_epochs(model: nn.Module, split: Split, lr: float, epochs: int, batch_s
                  on_epoch=None) -> list[float]:
     """Adam on ``split.x_train``; validation accuracy after every epoch (passed to ``on_epoch``)."""
     gen = torch.Generator().manual_seed(seed)
+    channels_last(model)  # before the optimizer sees the parameters, the layout evaluate() uses
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     device = next(model.parameters()).device
     val_accs = []

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import time
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .training import evaluate, predict
+from .training import channels_last, evaluate, predict
 
 PARAMETER_LIMIT = 8000
 TARGET_ACCURACY = 0.994
@@ -166,7 +167,8 @@ def train_compact(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Te
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = CompactNet(dropout).to(device)
+    # channels-last before the optimizer sees the parameters (evaluate() converts in inference mode)
+    model = channels_last(CompactNet(dropout).to(device))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     steps = math.ceil(len(y_train) / batch_size)
     sched = make_scheduler(scheduler, optimizer, epochs, steps, lr)
@@ -222,3 +224,50 @@ def misclassified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, limit: int
     pred = predict(model, x)
     wrong = torch.nonzero(pred != y).flatten()[:limit]
     return x[wrong], y[wrong], pred[wrong]
+
+
+# ----------------------------------------------------------------------------- plots
+def plot_learning_curves(histories: dict[str, pd.DataFrame], target: float = TARGET_ACCURACY):
+    """Loss and accuracy per epoch (train dashed, test solid) for each named run."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, hist) in enumerate(histories.items()):
+        colour = f"C{i}"
+        ax_loss.plot(hist["epoch"], hist["train_loss"], "--", color=colour, label=f"{name} train")
+        ax_loss.plot(hist["epoch"], hist["test_loss"], "-", color=colour, label=f"{name} test")
+        ax_acc.plot(hist["epoch"], hist["train_acc"], "--", color=colour, label=f"{name} train")
+        ax_acc.plot(hist["epoch"], hist["test_acc"], "-", color=colour, label=f"{name} test")
+    ax_acc.axhline(target, color="grey", lw=0.8, ls=":", label=f"target {target:.1%}")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(max(0.9, ax_acc.get_ylim()[0]), 1.0),
+               title="Accuracy")
+    ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class(table: pd.DataFrame, ax=None):
+    """Per-class accuracy bars with the error count written on each bar."""
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    ax.bar(table["cls"].astype(str), table["accuracy"])
+    for i, row in table.reset_index(drop=True).iterrows():
+        ax.text(i, row["accuracy"], f"{row['n'] - row['correct']} err", ha="center", va="bottom", fontsize=8)
+    low = float(table["accuracy"].min())
+    ax.set(ylim=(max(0.0, low - 0.01), 1.0), xlabel="class", ylabel="accuracy",
+           title="Per-class accuracy, whole test set")
+    return ax
+
+
+def plot_misclassified(images: torch.Tensor, true: torch.Tensor, pred: torch.Tensor,
+                       class_names: list[str], columns: int = 8):
+    """Grid of misclassified images titled ``true→predicted``."""
+    n = len(images)
+    rows = max(1, math.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, t, p in zip(axes.flat, images, true.tolist(), pred.tolist()):
+        ax.imshow(img[0].cpu(), cmap="gray")
+        ax.set_title(f"{class_names[t]}→{class_names[p]}", fontsize=9)
+    fig.suptitle("Misclassified test images (true→predicted)")
+    fig.tight_layout()
+    return fig

@@ -189,7 +189,7 @@ class PrefixCache:
     def _n_rows(self) -> int:
         return sum(len(x) for x in self.parts.values())
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the cached tensors later feed autograd-tracked training
     def advance_to(self, k: int) -> None:
         """Apply blocks ``[self.k, k)`` to the cached rows (derive cut k from cut k−1)."""
         if k < self.k:
@@ -201,12 +201,15 @@ class PrefixCache:
             self.k = i + 1
 
     def _apply(self, block, x: torch.Tensor) -> torch.Tensor:
+        block = block.to(memory_format=torch.channels_last)
         out_shape = block(x[:1].float()).shape[1:]
         per_row = int(torch.tensor(out_shape).prod())
         dtype = torch.float32 if self._n_rows() * per_row * 4 <= self.budget else torch.bfloat16
-        out = torch.empty((len(x),) + tuple(out_shape), dtype=dtype, device=x.device)
+        out = torch.empty((len(x),) + tuple(out_shape), dtype=dtype, device=x.device,
+                          memory_format=torch.channels_last)
         for s in range(0, len(x), self.batch_size):
-            out[s:s + self.batch_size] = block(x[s:s + self.batch_size].float()).to(dtype)
+            batch = x[s:s + self.batch_size].float().contiguous(memory_format=torch.channels_last)
+            out[s:s + self.batch_size] = block(batch).to(dtype)
         self.fits = self._n_rows() * per_row * out.element_size() <= self.budget
         return out
 
@@ -380,6 +383,10 @@ class Study:
 
     def run_one(self, spec: RunSpec, cache: PrefixCache | None = None) -> dict[str, Any]:
         """Train one run and return its results row (not yet stored)."""
+        return self.train(spec, cache)[1]
+
+    def train(self, spec: RunSpec, cache: PrefixCache | None = None) -> tuple[CustomCNN, dict[str, Any]]:
+        """Train one run; returns (the trained full model, its results row)."""
         train_idx = self.subset(spec.fraction, spec.repeat)
         model = self.build_model(spec).to(self.device)
         if cache is not None and spec.cut > 0:
@@ -389,7 +396,7 @@ class Study:
         result = fit(net, tensors, self.cfg.lr_fine_tune, self.cfg.num_train, self.cfg.early_stop_patience,
                      self.cfg.batch_size, stable_seed("order", self.cfg.seed, spec.fraction, spec.repeat),
                      self.cfg.eval_batch_size)
-        return self.row(spec, result, n_train=len(train_idx))
+        return model, self.row(spec, result, n_train=len(train_idx))
 
     def row(self, spec: RunSpec, result, n_train: int) -> dict[str, Any]:
         """The results row of a finished run (the CONTRIBUTING.md schema)."""

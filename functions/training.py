@@ -48,8 +48,16 @@ def set_determinism(threads: int | None = None) -> None:
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
-    """Cached activations may be stored in half precision to save memory; compute in fp32."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    """A batch ready for the net: fp32 (cached activations may be stored in bf16) and, for images,
+    channels-last memory layout, which oneDNN's CPU convolutions run 1.4–1.9× faster (measured in
+    benchmarks/grid_speed.py's profile)."""
+    x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def channels_last(net: nn.Module) -> nn.Module:
+    """Convert conv weights to channels-last (in place; no effect on linear layers or results)."""
+    return net.to(memory_format=torch.channels_last)
 
 
 @torch.inference_mode()
@@ -62,6 +70,7 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     """
     was_training = net.training
     net.eval()
+    channels_last(net)
     correct, loss_sum = 0, 0.0
     device = next(net.parameters()).device
     for start in range(0, len(y), batch_size):
@@ -89,6 +98,7 @@ def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Te
     """Predicted class of every row of ``x``."""
     was_training = net.training
     net.eval()
+    channels_last(net)
     device = next(net.parameters()).device
     preds = [net(_as_float(x[s:s + batch_size].to(device))).argmax(1).cpu()
              for s in range(0, len(x), batch_size)]
@@ -110,6 +120,7 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
     study did) or after ``max_epochs``; the best state is restored in both cases.
     """
     start_time = time.perf_counter()
+    channels_last(net)  # before the optimizer sees the parameters
     params = trainable_parameters(net)
     if not params:
         raise ValueError("net has no trainable parameters: nothing to fit")

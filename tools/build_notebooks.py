@@ -137,7 +137,150 @@ def truncation(folder: str) -> nbformat.NotebookNode:
     ])
 
 
-BUILDERS = {"empirical_experiment": empirical, "truncation_experiment": truncation}
+def clustering(folder: str) -> nbformat.NotebookNode:
+    title = FOLDERS[folder][0]
+    return notebook([
+        new_markdown_cell(
+            f"# Where does class structure appear? Layer-wise clustering: {title}\n\n"
+            "**Question.** At which block do the activations of the *fine-tuning* classes separate into "
+            "clusters — before any fine-tuning (pretrained network) and after fine-tuning the whole network? "
+            "Each block's activations (global average pooled) are clustered with agglomerative (cosine, "
+            "average linkage) and k-means clustering, k = number of classes, over fractions × repeats of the "
+            "test split; metrics: ARI, Hungarian-matched accuracy, pairwise precision/recall. Beyond the "
+            "original study: a linear probe per layer, and linear CKA between the pretrained and the "
+            "fine-tuned network."),
+        new_code_cell(IMPORTS + "\nfrom functions import clustering, plots\n"
+                      "from functions.experiments import RunSpec\nfrom functions.training import fit\n"
+                      "import pandas as pd"),
+        parameters_cell(folder, extra=(
+            "cluster_fractions = None           # None: the profile's fractions (of the test split)\n"
+            "cluster_repeats = 3\n"
+            "methods = [\"agglomerative\", \"kmeans\"]\n"
+            "per_channel = False                # also cluster each channel's maps (slow on big models)\n"
+            "max_samples = 2000                 # cap on clustered images per subset (agglomerative is O(n²))\n"
+            "finetune_fraction = 0.1            # data used to fine-tune the whole network for comparison")),
+        new_code_cell(MAKE_CONFIG.format(config_extra="")),
+        new_code_cell("study = Study(cfg)\npretrained = study.pretrained\n"
+                      "# fine-tune the whole pretrained network (condition U at cut = depth) on one subset\n"
+                      "spec = RunSpec(\"U\", finetune_fraction, cfg.depth, 0)\n"
+                      "finetuned, result = study.train(spec)\n"
+                      "print(f\"fine-tuned test accuracy: {result['test_acc']:.4f}\")"),
+        new_code_cell("x, y = study.target.x_test, study.target.y_test\n"
+                      "fractions = cluster_fractions or cfg.percentages\n"
+                      "frames = []\n"
+                      "for name, net in ((\"pretrained\", pretrained), (\"finetuned\", finetuned)):\n"
+                      "    part = clustering.cluster_study(net, x, y, fractions, cluster_repeats, methods=methods,\n"
+                      "                                    per_channel=per_channel, seed=cfg.seed, max_samples=max_samples,\n"
+                      "                                    dataset=cfg.target_dataset, split=\"test\")\n"
+                      "    frames.append(part.assign(model=name))\n"
+                      "cdf = pd.concat(frames, ignore_index=True)\n"
+                      "cdf.groupby([\"model\", \"method\", \"layer\"], sort=False)[[\"ari\", \"accuracy\"]].median().round(3)"),
+        new_code_cell("plots.use_style()\n"
+                      "fig = plots.box_clustering(cdf[(cdf.model == \"pretrained\") & (cdf.method == \"agglomerative\")], metric=\"ari\")"),
+        new_markdown_cell("Linear probe accuracy per layer (held-out 30 %) and CKA similarity of each layer "
+                          "before vs after fine-tuning."),
+        new_code_cell("probes = pd.concat([clustering.probe_study(net, x, y, seed=cfg.seed).assign(model=name)\n"
+                      "                    for name, net in ((\"pretrained\", pretrained), (\"finetuned\", finetuned))])\n"
+                      "cka = clustering.cka_by_layer(pretrained, finetuned, x[:max_samples])\n"
+                      "probes.pivot(index=\"layer\", columns=\"model\", values=\"accuracy\").join(cka.set_index(\"layer\")).round(3)"),
+        new_code_cell("import os\nout = os.path.join(cfg.results_dir, \"clustering\")\nos.makedirs(out, exist_ok=True)\n"
+                      "cdf.to_csv(os.path.join(out, f\"clustering_{cfg.target_dataset}.csv\"), index=False)\n"
+                      "probes.to_csv(os.path.join(out, f\"probes_{cfg.target_dataset}.csv\"), index=False)\n"
+                      "cka.to_csv(os.path.join(out, f\"cka_{cfg.target_dataset}.csv\"), index=False)\nprint(out)"),
+    ])
+
+
+VIS_IMPORTS = """\
+import glob
+import os
+
+import torch
+
+from functions import plots, stats
+from functions.config import StudyConfig, profile_from_env
+from functions.models import CustomCNN, load_state
+from functions.notebook import check_parameters, default_results_dir
+from functions.results import load_results
+from functions.tables import to_latex, to_markdown"""
+
+
+def visualizations(folder: str) -> nbformat.NotebookNode:
+    title = FOLDERS[folder][0]
+    return notebook([
+        new_markdown_cell(
+            f"# Results: {title}\n\n"
+            "Every figure of this folder's results, with the statistics behind them: paired Wilcoxon tests "
+            "between all arms (cuts and baseline) within each fraction, paired by repeat, Holm-corrected; rank "
+            "groups (arms that do not differ significantly share a letter); bootstrap 95 % CIs of medians; the "
+            "median paired difference to the baseline. Rerun after adding results: the tables and figures follow."),
+        new_code_cell(VIS_IMPORTS),
+        _vis_parameters(),
+        new_code_cell("check_parameters(globals(), _declared)\n"
+                      "results_dir = results_dir or default_results_dir(profile)\n"
+                      "df = load_results(results_dir)\n"
+                      "if condition:\n"
+                      "    df = df[df.condition.isin([\"baseline\", condition])]\n"
+                      "print(len(df), \"runs;\", \", \".join(sorted(df.study.unique())), \"; conditions:\", sorted(df.condition.unique()))"),
+        new_markdown_cell("## Statistics per fraction\nMedian test accuracy with bootstrap CI, rank group, and "
+                          "the paired difference to the baseline (Holm-corrected p). A warning column says when "
+                          "the number of paired repeats makes significance impossible."),
+        new_code_cell("summary = stats.summarize(df, metric=metric, alpha=alpha, seed=0)\nsummary.round(4)"),
+        new_code_cell("plots.use_style()\nfig = plots.box_by_cut(df, metric=metric)\n"
+                      "plots.save_figure(fig, os.path.join(figures_dir, \"box_by_cut\"))"),
+        new_code_cell("fig = plots.median_lines(df, metric=metric)\n"
+                      "plots.save_figure(fig, os.path.join(figures_dir, \"median_lines\"))"),
+        new_code_cell("fig = plots.diff_to_baseline(df, metric=metric)\n"
+                      "plots.save_figure(fig, os.path.join(figures_dir, \"diff_to_baseline\"))"),
+        new_code_cell("fig = plots.heatmap(df, metric=metric)\n"
+                      "plots.save_figure(fig, os.path.join(figures_dir, \"heatmap\"))"),
+        new_code_cell("fig = plots.surface3d(df, metric=metric)\n"
+                      "plots.save_figure(fig, os.path.join(figures_dir, \"surface3d\"))"),
+        new_markdown_cell("## The pretrained network\nEffective rank of each layer's weights, its learning "
+                          "curves, and its per-class accuracy and mistakes on the pretraining classes' test split."),
+        new_code_cell("pretrained_dir = pretrained_dir or os.path.join(results_dir, \"pretrained_models\") "
+                      "if profile == \"smoke\" else (pretrained_dir or \"pretrained_models\")\n"
+                      "info_files = sorted(glob.glob(os.path.join(pretrained_dir, \"*.json\")), key=os.path.getmtime)\n"
+                      "print(len(info_files), \"pretrained models in\", pretrained_dir)"),
+        new_code_cell("from functions.experiments import load_splits, new_model\n"
+                      "from functions.training import predict\n"
+                      "import json\n"
+                      "if info_files:\n"
+                      "    info = json.loads(open(info_files[-1]).read())\n"
+                      "    pcfg = StudyConfig.from_dict(info[\"config\"])\n"
+                      "    model = new_model(pcfg, len(pcfg.pre_train_classes))\n"
+                      "    load_state(model, torch.load(info_files[-1].replace(\".json\", \".pth\"), weights_only=True))\n"
+                      "    display(plots.effective_rank(model))\n"
+                      "    display(plots.learning_curves({\"pretraining\": info[\"history\"]}))\n"
+                      "    source, _ = load_splits(pcfg)\n"
+                      "    pred = predict(model, source.x_test)\n"
+                      "    display(plots.per_class_accuracy(source.y_test, pred, source.class_names))\n"
+                      "    display(plots.misclassified_grid(source.x_test, source.y_test, pred, source.class_names))"),
+        new_markdown_cell("## Tables for the paper\nMedian test accuracy ± bootstrap CI with rank-group "
+                          "letters, as LaTeX and Markdown (also written next to the figures)."),
+        new_code_cell("md = to_markdown(summary)\ntex = to_latex(summary)\n"
+                      "os.makedirs(figures_dir, exist_ok=True)\n"
+                      "open(os.path.join(figures_dir, \"summary.md\"), \"w\").write(md)\n"
+                      "open(os.path.join(figures_dir, \"summary.tex\"), \"w\").write(tex)\n"
+                      "print(md)"),
+    ])
+
+
+def _vis_parameters():
+    cell = new_code_cell(
+        "profile = profile_from_env(\"cpu\")  # smoke reads results/smoke/ (written by the smoke runs)\n"
+        "results_dir = None                 # None: results/ (smoke: results/smoke/)\n"
+        "pretrained_dir = None              # None: pretrained_models/ next to the notebook\n"
+        "condition = None                   # None: every condition found; e.g. \"FR\"\n"
+        "metric = \"test_acc\"\n"
+        "alpha = 0.05\n"
+        "figures_dir = \"figures\"\n"
+        "_declared = set(globals())")
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+BUILDERS = {"empirical_experiment": empirical, "truncation_experiment": truncation,
+            "clustering_experiment": clustering, "visualizations": visualizations}
 
 
 def main() -> None:

@@ -1,0 +1,256 @@
+"""Grid speed: the engine vs a naive textbook path vs the protocol's FLOP floor, on one machine.
+
+The grid (issue #2): MNIST, paper-size model (6 blocks × 64 channels, 3×3, avg-pool every 2), classes
+0–4 → 5–9, one shared pretrained model, FR at cuts 0, 2, 4, 6 (cut 0 = the from-scratch baseline),
+fractions 0.001 and 0.01, 2 repeats, the original protocol (Adam 1e-3, batch 4096, ≤40 epochs,
+patience 6). Both paths train the same subsets from the same initial weights.
+
+* naive: torchvision Dataset + DataLoader per item, subsets found by iterating the dataset, training
+  and validation accuracy every epoch, no caching — the way the original study's code ran.
+* ours: ``functions.experiments.Study`` (in-memory tensors, validation-only epochs, prefix cache).
+* floor: FLOPs the protocol cannot avoid (training steps at 3× forward, one validation pass per epoch,
+  one test pass, each frozen prefix once) over the fp32 matmul rate measured here.
+
+Prints progress, a per-cut table and a final JSON line. ``--quick`` runs cuts 0 and 4, one repeat.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from functions.config import StudyConfig
+from functions.data import balanced_subset, select_classes, stable_seed, subset_seed, _stratified_cut
+from functions.experiments import RunSpec, Study, group_for_cache, new_model
+from functions.models import CustomCNN, cut
+from functions.training import Tensors, fit
+
+CACHE = Path(__file__).resolve().parent / "_cache"
+
+
+# ----------------------------------------------------------------------------- FLOPs
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Sustained fp32 matmul rate of this machine (GFLOP/s), best of a few timed rounds."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def block_flops(model: CustomCNN) -> tuple[list[float], float]:
+    """Forward FLOPs per sample of every block (conv multiply-adds × 2) and of the head."""
+    x = torch.zeros(1, model.in_channels, model.image_size, model.image_size)
+    flops = []
+    with torch.no_grad():
+        for block in model.blocks:
+            y = block.conv(x)
+            conv = block.conv
+            flops.append(2.0 * y[0].numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1])
+            x = block(x)
+    head = 2.0 * sum(m.in_features * m.out_features for m in model.head.modules()
+                     if isinstance(m, torch.nn.Linear))
+    return flops, head
+
+
+def run_floor_flops(blocks: list[float], head: float, k: int, n_train: int, n_val: int, n_test: int,
+                    epochs: int) -> float:
+    """Unavoidable FLOPs of one run at cut k (suffix only: the prefix is counted once per grid)."""
+    suffix = sum(blocks[k:]) + head
+    return epochs * (3 * suffix * n_train + suffix * n_val) + suffix * n_test
+
+
+# ----------------------------------------------------------------------------- shared setup
+def config(quick: bool) -> StudyConfig:
+    return StudyConfig.from_profile(
+        "paper", percentages=[0.001, 0.01], repeats=1 if quick else 2, cuts=[0, 4] if quick else [0, 2, 4, 6],
+        results_dir=str(CACHE / "results"), pretrained_dir=str(CACHE / "pretrained_models"))
+
+
+def shared_pretrained(cfg: StudyConfig, study: Study) -> CustomCNN:
+    """One pretrained model for both paths: a short pretraining run (its quality does not matter for
+    speed), saved under benchmarks/_cache so reruns skip it."""
+    path = CACHE / "pretrained_6x64.pth"
+    model = new_model(cfg, len(cfg.pre_train_classes))
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    torch.manual_seed(0)
+    src = study.source
+    idx = balanced_subset(src.y_train, 0.2, seed=0)
+    print(f"pretraining the shared 6×64 model on {len(idx)} images (2 epochs)…", flush=True)
+    fit(model, Tensors(src.x_train[idx], src.y_train[idx], src.x_val, src.y_val, src.x_test, src.y_test),
+        lr=1e-3, max_epochs=2, patience=2, batch_size=256, seed=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- the naive path
+def naive_run(cfg: StudyConfig, pretrained: CustomCNN, spec: RunSpec, init_seed: int, root: str) -> dict:
+    """One fine-tuning run written the textbook way: per-item Dataset/DataLoader, full evals per epoch."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    t0 = time.perf_counter()
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train_ds = datasets.MNIST(root, train=True, transform=tf, download=False)
+    test_ds = datasets.MNIST(root, train=False, transform=tf, download=False)
+    classes = cfg.fine_tune_classes
+    relabel = {c: i for i, c in enumerate(classes)}
+    # subsets found by iterating the dataset item by item (labels through the transform pipeline)
+    class_idx = [i for i in range(len(train_ds)) if train_ds[i][1] in relabel]
+    y = torch.tensor([relabel[train_ds[i][1]] for i in class_idx])
+    val_pos = _stratified_cut(y, lambda n: int(round(n * cfg.val_split)), stable_seed("val", cfg.generate_dataset_seed))
+    is_val = torch.zeros(len(y), dtype=torch.bool)
+    is_val[val_pos] = True
+    train_pos = torch.nonzero(~is_val).flatten()
+    sub = balanced_subset(y[train_pos], spec.fraction, subset_seed(cfg.generate_dataset_seed, spec.fraction, spec.repeat))
+    pick = lambda positions: [class_idx[p] for p in positions.tolist()]  # noqa: E731
+    test_idx = [i for i in range(len(test_ds)) if test_ds[i][1] in relabel]
+
+    def collate(batch):
+        xs = torch.stack([b[0] for b in batch])
+        ys = torch.tensor([relabel[b[1]] for b in batch])
+        return xs, ys
+
+    loader = lambda ds, idx, shuffle: DataLoader(Subset(ds, idx), batch_size=cfg.batch_size,  # noqa: E731
+                                                 shuffle=shuffle, collate_fn=collate)
+    train_loader = loader(train_ds, pick(train_pos[sub]), True)
+    val_loader = loader(train_ds, pick(val_pos), False)
+    test_loader = loader(test_ds, test_idx, False)
+    model = cut(pretrained, spec.cut, len(classes), True, True, False, True, seed=init_seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr_fine_tune)
+
+    def accuracy(dl):
+        model.eval()
+        correct = total = 0
+        with torch.no_grad():
+            for xb, yb in dl:
+                correct += (model(xb).argmax(1) == yb).sum().item()
+                total += len(yb)
+        return correct / total
+
+    best, best_state, stale, epochs = -1.0, copy.deepcopy(model.state_dict()), 0, 0
+    torch.manual_seed(init_seed)
+    for _ in range(cfg.num_train):
+        epochs += 1
+        model.train()
+        for xb, yb in train_loader:
+            loss = F.nll_loss(F.log_softmax(model(xb), 1), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        accuracy(train_loader)  # the original evaluated training accuracy every epoch
+        val = accuracy(val_loader)
+        if val > best:
+            best, best_state, stale = val, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= cfg.early_stop_patience:
+                break
+    model.load_state_dict(best_state)
+    return {"cut": spec.cut, "fraction": spec.fraction, "repeat": spec.repeat, "train_acc": accuracy(train_loader),
+            "test_acc": accuracy(test_loader), "epochs": epochs, "seconds": time.perf_counter() - t0}
+
+
+# ----------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="cuts 0 and 4, one repeat (≈ a few minutes)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-naive", action="store_true", help="engine and floor only")
+    parser.add_argument("--out", default=None, help="also write the JSON result to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg = config(args.quick)
+    gflops = matmul_gflops()
+    print(f"fp32 matmul: {gflops:.1f} GFLOP/s on {args.threads} threads", flush=True)
+    study = Study(cfg, verbose=False)
+    study._pretrained = shared_pretrained(cfg, study)
+    specs = [s for s in study.plan(("baseline", "FR"))]
+    init_seed = {(s.fraction, s.repeat): study.init_seed(s) for s in specs}
+    # the baseline is the FR grid's cut 0: train it as "cut 0" in both paths
+    specs = [RunSpec("FR", s.fraction, 0, s.repeat) if s.condition == "baseline" else s for s in specs]
+
+    # ours: the engine, timing each run including its share of the prefix cache work
+    ours_rows, per_cut_s = [], {}
+    study.store.rows.clear()
+    t_ours = time.perf_counter()
+    baseline_specs = [RunSpec("baseline", s.fraction, -1, s.repeat) for s in specs if s.cut == 0]
+    for group in group_for_cache(baseline_specs) + group_for_cache([s for s in specs if s.cut > 0]):
+        t = time.perf_counter()
+        for spec, row in study.iter_group(group):
+            now = time.perf_counter()
+            k = max(spec.cut, 0)
+            per_cut_s[k] = per_cut_s.get(k, 0.0) + now - t
+            t = now
+            ours_rows.append({**row, "cut": k})
+    ours_s = time.perf_counter() - t_ours
+    print(f"ours: {len(ours_rows)} runs in {ours_s:.1f} s", flush=True)
+
+    # floor from the epochs our runs took
+    blocks, head = block_flops(study.pretrained)
+    tgt = study.target
+    n_val, n_test = len(tgt.y_val), len(tgt.y_test)
+    union = len(torch.unique(torch.cat([study.subset(s.fraction, s.repeat) for s in specs])))
+    max_cut = max(s.cut for s in specs)
+    prefix_flops = sum(blocks[:max_cut]) * (union + n_val + n_test)
+    run_flops = [run_floor_flops(blocks, head, r["cut"], r["n_train"], n_val, n_test, r["epochs"]) for r in ours_rows]
+    floor_s = (sum(run_flops) + prefix_flops) / (gflops * 1e9)
+
+    naive_rows, naive_s = [], float("nan")
+    if not args.skip_naive:
+        t_naive = time.perf_counter()
+        for i, spec in enumerate(specs):
+            row = naive_run(cfg, study.pretrained, spec, init_seed[(spec.fraction, spec.repeat)],
+                            str(cfg.resolved_data_root()))
+            naive_rows.append(row)
+            print(f"naive {i + 1}/{len(specs)}: cut {spec.cut} f={spec.fraction} r={spec.repeat} "
+                  f"{row['seconds']:.1f} s ({row['epochs']} epochs, test {row['test_acc']:.3f})", flush=True)
+        naive_s = time.perf_counter() - t_naive
+
+    def medians(rows):
+        out = {}
+        for r in rows:
+            out.setdefault((r["cut"], r["fraction"]), []).append(r["test_acc"])
+        return {k: statistics.median(v) for k, v in out.items()}
+
+    m_ours, m_naive = medians(ours_rows), medians(naive_rows)
+    diffs = [abs(m_ours[k] - m_naive[k]) for k in m_naive]
+    total = sum(blocks) + head
+    per_cut = {}
+    for k in sorted(per_cut_s):
+        epochs = [r["epochs"] for r in ours_rows if r["cut"] == k]
+        per_cut[str(k)] = {"ours_s": round(per_cut_s[k], 2),
+                           "suffix_flops_share": round((sum(blocks[k:]) + head) / total, 4),
+                           "mean_epochs": round(statistics.mean(epochs), 1),
+                           "naive_s": round(sum(r["seconds"] for r in naive_rows if r["cut"] == k), 2) if naive_rows else None}
+    print("\ncut  ours_s  naive_s  suffix_share  epochs")
+    for k, v in per_cut.items():
+        print(f"{k:>3}  {v['ours_s']:6.1f}  {v['naive_s'] if v['naive_s'] is not None else float('nan'):7.1f}"
+              f"  {v['suffix_flops_share']:12.3f}  {v['mean_epochs']:6.1f}")
+    result = {"naive_s": round(naive_s, 2), "ours_s": round(ours_s, 2),
+              "ratio": round(naive_s / ours_s, 2) if naive_rows else None,
+              "floor_s": round(floor_s, 2), "ours_over_floor": round(ours_s / floor_s, 2),
+              "max_abs_median_diff": round(max(diffs), 4) if diffs else None,
+              "per_cut": per_cut, "matmul_gflops": round(gflops, 1), "runs": len(specs),
+              "quick": args.quick, "threads": args.threads, "device": "cpu"}
+    line = json.dumps(result)
+    print(line)
+    if args.out:
+        Path(args.out).write_text(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

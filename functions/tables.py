@@ -1,0 +1,35 @@
+"""Paper tables from a statistics summary: median [CI] with rank-group letters, as Markdown or LaTeX."""
+from __future__ import annotations
+
+import pandas as pd
+
+
+def _cell(row: pd.Series) -> str:
+    text = f"{row['median']:.3f}"
+    if pd.notna(row.get("low")) and pd.notna(row.get("high")):
+        text += f" [{row['low']:.3f}, {row['high']:.3f}]"
+    if isinstance(row.get("group_label"), str) and row["group_label"]:
+        text += f" {row['group_label']}"
+    return text
+
+
+def wide_table(summary: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
+    """Fractions as rows, arms as columns, cells ``median [low, high] group``."""
+    from .results import sort_arms
+
+    index = [c for c in ("study", "fraction") if c in summary.columns and summary[c].nunique() > 1] or ["fraction"]
+    cells = summary.assign(cell=summary.apply(_cell, axis=1))
+    table = cells.pivot_table(index=index, columns=arm_col, values="cell", aggfunc="first")
+    return table[sort_arms(list(table.columns))]
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """Markdown table of :func:`wide_table` (GitHub style)."""
+    return wide_table(summary).to_markdown()
+
+
+def to_latex(summary: pd.DataFrame, caption: str = "Median test accuracy [95\\% bootstrap CI] and rank group "
+             "(arms sharing a letter do not differ after Holm correction).") -> str:
+    """LaTeX table of :func:`wide_table` (booktabs)."""
+    table = wide_table(summary)
+    return table.to_latex(caption=caption, escape=True)
