@@ -5,5 +5,7 @@ config, data, models, training, store, experiments, results, stats, clustering, 
 """
 from .config import ConfigError, StudyConfig, profile_from_env
 
+from . import controls  # noqa: E402,F401  registers AnB/BnB/surgical/strategy conditions
+
 __all__ = ["ConfigError", "StudyConfig", "profile_from_env"]
 __version__ = "0.1.0"

@@ -34,11 +34,12 @@ MIN_CHANNELS, MAX_CHANNELS = 4, 128
 # Settings per profile: smoke is three tiny trials; cpu is a real search sized for 2 CPU cores.
 PROFILES = {
     "smoke": dict(n_trials=3, epochs=2, train_limit=600, test_limit=500, max_depth=3, widths=[4, 8],
-                  kernels=[3, 5], batch_size=128),
-    "cpu": dict(n_trials=25, epochs=4, train_limit=6000, test_limit=None, max_depth=5,
-                widths=[8, 16, 32], kernels=[3, 5, 7], batch_size=128),
+                  kernels=[3, 5], max_channels=16, batch_size=128),
+    # cpu caps channels at 32 and kernels at 5×5: one unpooled 5-layer trial then stays near a minute
+    "cpu": dict(n_trials=25, epochs=3, train_limit=5000, test_limit=None, max_depth=5,
+                widths=[8, 16], kernels=[3, 5], max_channels=32, batch_size=128),
     "paper": dict(n_trials=100, epochs=10, train_limit=None, test_limit=None, max_depth=6,
-                  widths=[16, 32, 64], kernels=[3, 5, 7], batch_size=128),
+                  widths=[16, 32, 64], kernels=[3, 5, 7], max_channels=128, batch_size=128),
 }
 
 
@@ -50,15 +51,23 @@ def profile_settings(profile: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- search space
-def channel_plan(depth: int, width: int, organisation: str) -> list[int]:
-    """Channels of every layer: ``width`` throughout, doubling from it, or halving from it (clamped)."""
+def channel_plan(depth: int, width: int, organisation: str, max_channels: int = MAX_CHANNELS) -> list[int]:
+    """Channels of every layer: ``width`` throughout, doubling from it, or halving from it, clamped to
+    ``[MIN_CHANNELS, max_channels]``."""
     if organisation not in ORGANISATIONS:
         raise ValueError(f"organisation {organisation!r} is unknown; allowed: {list(ORGANISATIONS)}")
     factor = {"constant": 1.0, "doubling": 2.0, "halving": 0.5}[organisation]
-    return [int(min(MAX_CHANNELS, max(MIN_CHANNELS, round(width * factor ** i)))) for i in range(depth)]
+    return [int(min(max_channels, max(MIN_CHANNELS, round(width * factor ** i)))) for i in range(depth)]
 
 
-def suggest_spec(trial: optuna.Trial, max_depth: int, widths: list[int], kernels: list[int]) -> dict:
+def spec_channels(spec: dict) -> list[int]:
+    """Channels of every layer of a spec."""
+    return channel_plan(spec["depth"], spec["width"], spec["organisation"],
+                        spec.get("max_channels", MAX_CHANNELS))
+
+
+def suggest_spec(trial: optuna.Trial, max_depth: int, widths: list[int], kernels: list[int],
+                 max_channels: int = MAX_CHANNELS) -> dict:
     """Draw one architecture + optimiser setting from the search space."""
     depth = trial.suggest_int("depth", 2, max_depth)
     spec = dict(
@@ -71,18 +80,20 @@ def suggest_spec(trial: optuna.Trial, max_depth: int, widths: list[int], kernels
         batch_norm=trial.suggest_categorical("batch_norm", [False, True]),
         dropout=trial.suggest_float("dropout", 0.0, 0.5),
         lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        max_channels=max_channels,
     )
     spec["pool_every"] = trial.suggest_int("pool_every", 1, 3) if spec["pooling"] != "none" else 1
     return spec
 
 
-def spec_from_params(params: dict) -> dict:
-    """Rebuild the spec of a finished trial from its Optuna params."""
+def spec_from_params(params: dict, max_channels: int = MAX_CHANNELS) -> dict:
+    """Rebuild the spec of a finished trial from its Optuna params (``max_channels`` of the search)."""
     depth = params["depth"]
     spec = {k: params[k] for k in ("depth", "width", "organisation", "pooling", "activation",
                                    "batch_norm", "dropout", "lr")}
     spec["kernels"] = [params[f"kernel_{i}"] for i in range(depth)]
     spec["pool_every"] = params.get("pool_every", 1)
+    spec["max_channels"] = max_channels
     return spec
 
 
@@ -98,8 +109,7 @@ class SearchCNN(nn.Module):
     def __init__(self, spec: dict, in_channels: int, image_size: int, num_classes: int):
         super().__init__()
         layers, size, c_in = [], image_size, in_channels
-        for i, (c_out, k) in enumerate(zip(channel_plan(spec["depth"], spec["width"], spec["organisation"]),
-                                           spec["kernels"])):
+        for i, (c_out, k) in enumerate(zip(spec_channels(spec), spec["kernels"])):
             pools = spec["pooling"] != "none" and (i + 1) % spec["pool_every"] == 0 and size >= 2
             stride = 2 if pools and spec["pooling"] == "strided" else 1
             layers.append(nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2))
@@ -152,15 +162,16 @@ def train_epochs(model: nn.Module, split: Split, lr: float, epochs: int, batch_s
 
 
 def make_objective(split: Split, in_channels: int, image_size: int, epochs: int, max_depth: int,
-                   widths: list[int], kernels: list[int], batch_size: int, seed: int, device: str):
+                   widths: list[int], kernels: list[int], batch_size: int, seed: int, device: str,
+                   max_channels: int = MAX_CHANNELS):
     """The Optuna objective: best validation accuracy of a trial; reports each epoch for pruning."""
 
     def objective(trial: optuna.Trial) -> float:
-        spec = suggest_spec(trial, max_depth, widths, kernels)
+        spec = suggest_spec(trial, max_depth, widths, kernels, max_channels)
         torch.manual_seed(stable_seed("trial", seed, trial.number))  # same weights for the same trial
         model = SearchCNN(spec, in_channels, image_size, split.num_classes).to(device)
         trial.set_user_attr("n_params", count_parameters(model))
-        trial.set_user_attr("channels", channel_plan(spec["depth"], spec["width"], spec["organisation"]))
+        trial.set_user_attr("channels", spec_channels(spec))
         start = time.perf_counter()
 
         def report(epoch: int, acc: float) -> None:
@@ -179,8 +190,8 @@ def make_objective(split: Split, in_channels: int, image_size: int, epochs: int,
 
 def run_search(dataset: str, n_trials: int, epochs: int, train_limit: int | None = None,
                test_limit: int | None = None, max_depth: int = 5, widths=(8, 16, 32), kernels=(3, 5, 7),
-               batch_size: int = 128, seed: int = 0, data_root=None, device: str = "cpu",
-               val_split: float = 0.2, progress: bool = True) -> tuple[optuna.Study, Split]:
+               max_channels: int = MAX_CHANNELS, batch_size: int = 128, seed: int = 0, data_root=None,
+               device: str = "cpu", val_split: float = 0.2, progress: bool = True) -> tuple[optuna.Study, Split]:
     """TPE search with median pruning on all classes of ``dataset``; returns the study and the split.
 
     Reproducible for a seed: the sampler, every trial's initial weights and batch order are seeded.
@@ -198,7 +209,7 @@ def run_search(dataset: str, n_trials: int, epochs: int, train_limit: int | None
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner,
                                 study_name=f"archsearch-{dataset}-seed{seed}")
     objective = make_objective(split, in_channels, image_size, epochs, max_depth, list(widths),
-                               list(kernels), batch_size, seed, device)
+                               list(kernels), batch_size, seed, device, max_channels)
     bar = tqdm(total=n_trials, desc="trials", disable=not progress)
     study.optimize(objective, n_trials=n_trials, callbacks=[lambda s, t: bar.update(1)])
     bar.close()
@@ -233,7 +244,7 @@ def param_importances(study: optuna.Study, seed: int = 0) -> pd.Series:
 
 def to_study_config(spec: dict, dataset: str, **overrides) -> tuple[StudyConfig, list[str]]:
     """The nearest StudyConfig to a searched spec, and a note for every choice it cannot express."""
-    channels = channel_plan(spec["depth"], spec["width"], spec["organisation"])
+    channels = spec_channels(spec)
     counts = Counter(spec["kernels"])
     kernel = max(sorted(counts), key=lambda k: counts[k])  # most common; ties go to the smaller kernel
     fields = dict(source_dataset=dataset, target_dataset=dataset, depth=spec["depth"],

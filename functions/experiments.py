@@ -63,6 +63,18 @@ def register_condition(condition: Condition) -> Condition:
     return condition
 
 
+# Transfer sources beyond the built-in "A" and "B": name → (study → network), built once per study.
+SOURCES: dict[str, Callable[["Study"], CustomCNN]] = {}
+
+
+def register_source(name: str, make: Callable[["Study"], CustomCNN]) -> Callable[["Study"], CustomCNN]:
+    """Make ``Condition(source=name)`` transfer from (and cache the prefix of) ``make(study)``."""
+    if name in ("A", "B"):
+        raise ValueError(f"source name {name!r} is built in; choose another name")
+    SOURCES[name] = make
+    return make
+
+
 for _name, _flags, _text in (
         ("FR", (True, True, False), "transferred blocks frozen, later blocks re-initialised"),
         ("F", (True, False, False), "transferred blocks frozen, later blocks keep pretrained weights"),
@@ -234,10 +246,13 @@ def cache_bytes_estimate(pretrained: CustomCNN, n_rows: int, k: int) -> int:
 class Study:
     """One transfer study: a config, its data, its pretrained model and its results store."""
 
-    def __init__(self, cfg: StudyConfig, root: str | Path = ".", verbose: bool = True):
+    def __init__(self, cfg: StudyConfig, root: str | Path = ".", verbose: bool = True,
+                 record_history: bool = False):
         self.cfg = cfg.validate()
         self.root = Path(root)
         self.verbose = verbose
+        self.record_history = record_history  # rows then carry per-epoch train/val loss ("history")
+        self._sources: dict[str, CustomCNN] = {}
         self.device = cfg.resolved_device()
         self.source, self.target = load_splits(cfg)
         self.store = ResultsStore(self.store_path())
@@ -282,7 +297,12 @@ class Study:
             return self.pretrained
         if source == "B":
             return self.pretrained_b
-        raise ValueError(f"source {source!r} is unknown; allowed: 'A', 'B' (or a custom builder)")
+        if source in SOURCES:
+            if source not in self._sources:
+                self._sources[source] = SOURCES[source](self).eval()
+            return self._sources[source]
+        raise ValueError(f"source {source!r} is unknown; allowed: 'A', 'B', {list(SOURCES)} "
+                         "(or a custom builder)")
 
     # -- planning
     def subset(self, fraction: float, repeat: int) -> torch.Tensor:
@@ -395,8 +415,11 @@ class Study:
             net, tensors = model, _split_tensors(self.target, self.device, train_idx)
         result = fit(net, tensors, self.cfg.lr_fine_tune, self.cfg.num_train, self.cfg.early_stop_patience,
                      self.cfg.batch_size, stable_seed("order", self.cfg.seed, spec.fraction, spec.repeat),
-                     self.cfg.eval_batch_size)
-        return model, self.row(spec, result, n_train=len(train_idx))
+                     self.cfg.eval_batch_size, record_history=self.record_history)
+        row = self.row(spec, result, n_train=len(train_idx))
+        if result.history:
+            row["history"] = result.history
+        return model, row
 
     def row(self, spec: RunSpec, result, n_train: int) -> dict[str, Any]:
         """The results row of a finished run (the CONTRIBUTING.md schema)."""

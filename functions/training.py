@@ -56,8 +56,13 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def channels_last(net: nn.Module) -> nn.Module:
-    """Convert conv weights to channels-last (in place; no effect on linear layers or results)."""
-    return net.to(memory_format=torch.channels_last)
+    """Convert conv weights to channels-last (in place; no effect on linear layers or results).
+
+    Done outside inference mode even when called from :func:`evaluate`: weights converted there would
+    become inference tensors, and training the network afterwards would fail.
+    """
+    with torch.inference_mode(False):
+        return net.to(memory_format=torch.channels_last)
 
 
 @torch.inference_mode()

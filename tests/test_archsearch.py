@@ -10,8 +10,8 @@ from functions.config import StudyConfig
 from functions.models import CustomCNN
 
 torch.set_num_threads(2)
-SEARCH = dict(dataset="digits", n_trials=3, epochs=2, max_depth=3, widths=[4, 8], kernels=[3, 5],
-              batch_size=128, seed=7, progress=False)
+SEARCH = dict(dataset="digits", n_trials=3, epochs=2, train_limit=500, max_depth=3, widths=[4, 8],
+              kernels=[3, 5], batch_size=128, seed=7, progress=False)
 
 
 @pytest.fixture(scope="module")

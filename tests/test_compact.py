@@ -86,13 +86,13 @@ def test_meets_target_reads_the_last_epochs():
 def test_training_on_digits_learns_and_per_class_covers_everything():
     raw = load_dataset("digits")
     up = lambda x: F.interpolate(normalize(x, raw.mean, raw.std), size=28, mode="bilinear")  # noqa: E731
-    x, y, xt, yt = up(raw.x_train), raw.y_train, up(raw.x_test), raw.y_test
+    x, y, xt, yt = up(raw.x_train[:800]), raw.y_train[:800], up(raw.x_test), raw.y_test
     fill = -raw.mean[0] / raw.std[0]
-    model, hist = compact.train_compact(x, y, xt, yt, epochs=4, scheduler="onecycle", lr=0.05,
+    model, hist = compact.train_compact(x, y, xt, yt, epochs=3, scheduler="onecycle", lr=0.05,
                                         batch_size=64, fill=fill, progress=False)
-    assert list(hist["epoch"]) == [1, 2, 3, 4]
+    assert list(hist["epoch"]) == [1, 2, 3]
     assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr"} <= set(hist.columns)
-    assert hist["test_acc"].iloc[-1] > 0.8
+    assert hist["test_acc"].iloc[-1] > 0.5  # chance is 0.1
     table = compact.per_class_accuracy(model, xt, yt, raw.classes)
     assert table["n"].sum() == len(yt)  # every test image counted, not a per-batch sample
     assert table["correct"].sum() / len(yt) == pytest.approx(evaluate(model, xt, yt))

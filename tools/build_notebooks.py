@@ -217,7 +217,7 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
         _vis_parameters(),
         new_code_cell("check_parameters(globals(), _declared)\n"
                       "results_dir = results_dir or default_results_dir(profile)\n"
-                      "df = load_results(results_dir)\n"
+                      "df = plots.drop_repeated_runs(load_results(results_dir))  # a store and its export hold the same runs\n"
                       "if condition:\n"
                       "    df = df[df.condition.isin([\"baseline\", condition])]\n"
                       "print(len(df), \"runs;\", \", \".join(sorted(df.study.unique())), \"; conditions:\", sorted(df.condition.unique()))"),
@@ -249,12 +249,12 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
                       "    pcfg = StudyConfig.from_dict(info[\"config\"])\n"
                       "    model = new_model(pcfg, len(pcfg.pre_train_classes))\n"
                       "    load_state(model, torch.load(info_files[-1].replace(\".json\", \".pth\"), weights_only=True))\n"
-                      "    display(plots.effective_rank(model))\n"
-                      "    display(plots.learning_curves({\"pretraining\": info[\"history\"]}))\n"
+                      "    plots.effective_rank(model)\n"
+                      "    plots.learning_curves({\"pretraining\": info[\"history\"]})\n"
                       "    source, _ = load_splits(pcfg)\n"
                       "    pred = predict(model, source.x_test)\n"
-                      "    display(plots.per_class_accuracy(source.y_test, pred, source.class_names))\n"
-                      "    display(plots.misclassified_grid(source.x_test, source.y_test, pred, source.class_names))"),
+                      "    plots.per_class_accuracy(source.y_test, pred, source.class_names)\n"
+                      "    plots.misclassified_grid(source.x_test, source.y_test, pred, source.class_names)"),
         new_markdown_cell("## Tables for the paper\nMedian test accuracy ± bootstrap CI with rank-group "
                           "letters, as LaTeX and Markdown (also written next to the figures)."),
         new_code_cell("md = to_markdown(summary)\ntex = to_latex(summary)\n"

@@ -1,0 +1,552 @@
+"""Run a study grid on other processes or machines: a local process pool or a Dask cluster.
+
+The grid runner (:meth:`functions.experiments.Study.run`) takes an ``executor``. ``None`` trains in this
+process; :func:`make_executor` gives a Dask ``Client`` (a LocalCluster on this machine, or a scheduler
+somewhere else) or a ``concurrent.futures.ProcessPoolExecutor``; :func:`run_with_executor` does the rest:
+
+* **Tasks.** One task is one (condition, fraction, cut) with a small batch of its repeats: all repeats of
+  a tiny fraction (where per-run overheads dominate) down to one repeat per task at full data; the
+  batch shares one frozen-prefix cache.
+* **Shipped once per worker.** The config (as JSON), the pretrained source networks and the conditions in
+  play travel as one *worker context*: a Dask worker plugin (so workers that join or restart later get
+  it too) or, for a process pool, a temporary file. Each worker process rebuilds the :class:`Study` from
+  it once, reading the data from the data root *on that worker*, and keeps it for every later task,
+  together with the frozen-prefix features of the validation and test splits per cut
+  (:class:`SharedPrefixes`): a task computes the prefix of its own training rows only.
+* **Results** come back to the client as tasks finish and are appended at once to the study's
+  JSON-lines store there (idempotent per key: a retried task never duplicates a row). A worker killed
+  mid-task: Dask reruns its task on another worker (and ``retries`` covers errors raised in a task). A
+  client that crashes resumes like a local run: the rows already stored are skipped.
+* **Determinism.** Seeds come from the run spec, not from the worker, so a run's row does not depend on
+  where it ran (the tests compare every accuracy with the in-process path on digits).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from distributed.diagnostics.plugin import WorkerPlugin
+from tqdm.auto import tqdm
+
+from .config import DATASET_SHAPES, StudyConfig
+from .experiments import (CONDITIONS, SOURCES, Condition, PrefixCache, RunSpec, Study,
+                          cache_bytes_estimate, new_model)
+from .models import CustomCNN
+
+KINDS = ("dask", "process", "local")
+LOCAL_CLUSTER_NAMES = ("", "local", "local-cluster")
+TASK_RETRIES = 2
+_LOCAL_CLUSTER = re.compile(r"^(local|local-cluster)(?::(\d+))?$")
+
+
+# ----------------------------------------------------------------------------- executors
+def available_cores() -> int:
+    """CPU cores this process may use (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def make_executor(scheduler_address: str | None = None, n_workers: int | None = None,
+                  threads_per_worker: int = 1, kind: str = "dask", torch_threads: int | None = None,
+                  **cluster_kwargs: Any):
+    """An executor for :meth:`Study.run`: a Dask ``Client``, a process pool, or None (in-process).
+
+    ``kind="dask"``: ``scheduler_address`` empty, ``"local"`` or ``"local-cluster"`` (optionally
+    ``":N"`` for N workers) starts a LocalCluster of ``n_workers`` processes × ``threads_per_worker``
+    threads on this machine; closing the client stops it. ``"tcp://host:8786"`` (or ``host:port``)
+    connects to a running ``dask scheduler``; a path ending in ``.json`` is read as a scheduler file.
+    ``kind="process"``: a ``ProcessPoolExecutor`` of ``n_workers`` spawned processes. ``kind="local"``:
+    None, i.e. train in this process.
+
+    ``n_workers`` defaults to one per core. ``torch_threads`` (PyTorch threads per worker process)
+    defaults, on this machine, to the cores left to each worker (at least 1); on a remote cluster it is
+    left to the workers (Dask's nanny starts them with one thread: run one worker per core).
+    ``cluster_kwargs`` go to ``LocalCluster`` (e.g. ``memory_limit``, ``dashboard_address``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is unknown; allowed: {list(KINDS)}")
+    if scheduler_address is not None and not isinstance(scheduler_address, str):
+        raise ValueError(f"scheduler_address must be a string or None, got {scheduler_address!r}")
+    address = (scheduler_address or "").strip()
+    match = _LOCAL_CLUSTER.match(address)
+    if match and match.group(2):
+        n_workers = int(match.group(2))
+    for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker),
+                        ("torch_threads", torch_threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1 (or None), got {value!r}")
+    if kind == "local":
+        if address:
+            raise ValueError(f"scheduler_address {address!r} needs kind='dask'; kind='local' runs here")
+        return None
+    local = address == "" or match is not None
+    if n_workers is None:
+        n_workers = max(1, available_cores() // threads_per_worker)
+    if torch_threads is None and local:
+        torch_threads = max(1, available_cores() // (n_workers * threads_per_worker))
+    if kind == "process":
+        if not local:
+            raise ValueError(f"scheduler_address {address!r} needs kind='dask'; a process pool is local "
+                             f"(allowed addresses: {list(LOCAL_CLUSTER_NAMES)})")
+        import multiprocessing
+
+        # spawn: a forked child would inherit this process's OpenMP thread pool in an undefined state
+        spawn = multiprocessing.get_context("spawn")
+        return concurrent.futures.ProcessPoolExecutor(
+            n_workers, mp_context=spawn, initializer=_set_torch_threads, initargs=(torch_threads,))
+    return _dask_client(address if not local else None, n_workers, threads_per_worker, torch_threads,
+                        cluster_kwargs)
+
+
+def _dask_client(address: str | None, n_workers: int, threads_per_worker: int, torch_threads: int | None,
+                 cluster_kwargs: dict[str, Any]):
+    """A Client of a new LocalCluster (``address`` None) or of a running scheduler."""
+    from distributed import Client
+
+    if address is None:
+        cluster_kwargs.setdefault("processes", True)  # one Python process per worker: no GIL sharing
+        cluster_kwargs.setdefault("dashboard_address", ":8787" if _has_bokeh() else None)
+        client = Client(n_workers=n_workers, threads_per_worker=threads_per_worker, **cluster_kwargs)
+    elif address.endswith(".json"):  # written by `dask scheduler --scheduler-file …` (e.g. under SLURM)
+        path = Path(address).expanduser()
+        if not path.exists():
+            raise ValueError(f"scheduler_address {address!r}: no such scheduler file")
+        client = Client(scheduler_file=str(path))
+    elif re.match(r"^([a-z]+://)?[\w.\-\[\]:]+(:\d+)?$", address) and not address.startswith("local"):
+        client = Client(address)
+    else:
+        raise ValueError(f"scheduler_address {address!r} is not understood; allowed: "
+                         f"{list(LOCAL_CLUSTER_NAMES)} (LocalCluster), 'local-cluster:N', "
+                         "'tcp://host:port', 'host:port' or a scheduler file '….json'")
+    if torch_threads is not None:
+        client.register_plugin(TorchThreads(torch_threads), name="tl-study-torch-threads")
+    return client
+
+
+def _has_bokeh() -> bool:
+    """Whether Dask's dashboard can start (it needs bokeh, which is optional)."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _set_torch_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(n)
+
+
+class TorchThreads(WorkerPlugin):
+    """Dask worker plugin: PyTorch threads per worker process (re-applied to restarted workers)."""
+
+    idempotent = False
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def setup(self, worker) -> None:
+        _set_torch_threads(self.n)
+
+
+# ----------------------------------------------------------------------------- the worker context
+@dataclass
+class WorkerContext:
+    """What a worker needs to rebuild a :class:`Study`: config, sources, conditions, study class."""
+
+    config_json: str
+    root: str
+    sources: dict[str, torch.nn.Module]  # source name ("A", "B", registered) → network
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    source_makers: dict[str, Callable] = field(default_factory=dict)  # registered sources (by name)
+    study_class: type = Study
+    record_history: bool = False
+
+
+def worker_context(study: Study, specs: Iterable[RunSpec]) -> WorkerContext:
+    """The context of ``specs``: their conditions and the pretrained networks they transfer from.
+
+    Source networks are materialised here, on the client (pretraining them once if they are not saved
+    yet), so that workers never pretrain, and never race to write the same ``.pth`` file.
+    """
+    names = sorted({s.condition for s in specs} - {"baseline"})
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"condition(s) {unknown} are unknown; allowed: baseline, {list(CONDITIONS)}")
+    conditions = {n: CONDITIONS[n] for n in names}
+    sources, makers = {}, {}
+    for cond in conditions.values():
+        if cond.source in sources:
+            continue
+        if cond.builder is not None and cond.source not in ("A", "B") and cond.source not in SOURCES:
+            continue  # a label only a custom builder understands: nothing to ship
+        sources[cond.source] = study.source_model(cond.source)
+        if cond.source in SOURCES:
+            makers[cond.source] = SOURCES[cond.source]
+    return WorkerContext(config_json=study.cfg.to_json(), root=str(Path(study.root).resolve()),
+                         sources=sources, conditions=conditions, source_makers=makers,
+                         study_class=type(study), record_history=getattr(study, "record_history", False))
+
+
+def pack_context(context: WorkerContext) -> tuple[str, bytes]:
+    """(content key, bytes) of a context; cloudpickle carries conditions defined in a notebook.
+
+    The key hashes the bytes, so a condition redefined under the same name gets a new context.
+    """
+    import cloudpickle
+
+    blob = cloudpickle.dumps(context)
+    return hashlib.sha1(blob).hexdigest()[:12], blob
+
+
+def build_worker_study(context: WorkerContext) -> Study:
+    """Rebuild the client's study on a worker: data from this worker's data root, shipped sources.
+
+    The worker's copy writes nothing: its results dir points at a scratch folder (results go back to
+    the client's store), and it never pretrains (the sources it needs were shipped).
+    """
+    CONDITIONS.update(context.conditions)
+    SOURCES.update(context.source_makers)
+    scratch = Path(tempfile.gettempdir()) / "tl_study_worker"
+    cfg = StudyConfig.from_dict(json.loads(context.config_json)).replace(results_dir=str(scratch))
+    study = context.study_class(cfg, root=context.root, verbose=False)
+    study.record_history = context.record_history
+    for name, net in context.sources.items():
+        net = net.to(study.device).eval()
+        if name == "A":
+            study._pretrained = net
+        elif name == "B":
+            study._pretrained_b = net
+        else:
+            study._sources[name] = net
+    return study
+
+
+class SharedPrefixes:
+    """Frozen-prefix features of the validation and test splits, kept by one worker for all its tasks.
+
+    Every cached task at cut k needs blocks ``[0, k)`` applied to the same validation and test rows
+    (for a small fraction, far more rows than its training subset). A worker computes them once per
+    (source network, cut), deriving cut k from the deepest cut it already has, as the in-process cache
+    does; a task then computes the prefix of its own training rows only. Kept within the config's
+    ``cache_budget_gb``; past it, a task computes its validation and test rows itself.
+    """
+
+    def __init__(self, study: Study):
+        self.study = study
+        self.budget = study.cfg.cache_budget_gb * 1e9
+        self.walkers: dict[int, PrefixCache] = {}  # source network → cache walking forward over the cuts
+        self.features: dict[tuple[int, int], dict[str, torch.Tensor]] = {}  # (source, k) → val/test
+        self.lock = threading.Lock()  # worker threads share one instance
+
+    def _bytes(self) -> int:
+        return sum(_nbytes(parts) for parts in self.features.values())
+
+    def at(self, source: CustomCNN, k: int) -> dict[str, torch.Tensor] | None:
+        """Validation and test features after block k−1 of ``source`` (None when over budget)."""
+        with self.lock:
+            key = (id(source), k)
+            if key not in self.features:
+                walker = self.walkers.get(id(source))
+                if walker is None or walker.k > k:
+                    no_train_rows = torch.empty(0, dtype=torch.long)
+                    walker = PrefixCache(source, self.study.target, no_train_rows, self.study.device,
+                                         self.budget, self.study.cfg.eval_batch_size)
+                    del walker.parts["train"]
+                    self.walkers[id(source)] = walker
+                while walker.k < k:
+                    walker.advance_to(walker.k + 1)
+                    features = dict(walker.parts)  # advance_to replaces the tensors: this copy stays valid
+                    if self._bytes() + _nbytes(features) <= self.budget:
+                        self.features[(id(source), walker.k)] = features
+                if key not in self.features:
+                    return None
+            return self.features[key]
+
+    def task_cache(self, condition: Condition, specs: list[RunSpec]) -> PrefixCache | None:
+        """The prefix cache of one task (all ``specs`` at one cut), as :meth:`Study.iter_group` builds
+        it, but with the validation and test features taken from this worker's store."""
+        study, k = self.study, specs[0].cut
+        if not condition.uses_cache or k <= 0:
+            return None
+        source = study.cache_source(condition)
+        rows = torch.cat([study.subset(s.fraction, s.repeat) for s in specs])
+        n_rows = len(torch.unique(rows)) + len(study.target.y_val) + len(study.target.y_test)
+        if cache_bytes_estimate(source, n_rows, k) > 2 * self.budget:
+            return None  # the in-process engine computes this prefix on the fly too
+        cache = PrefixCache(source, study.target, rows, study.device, self.budget,
+                            study.cfg.eval_batch_size)
+        shared = self.at(source, k)
+        if shared is not None:
+            cache.parts = {"train": cache.parts["train"]}
+        cache.advance_to(k)
+        if not cache.fits:
+            return None
+        if shared is not None:
+            cache.parts.update(shared)
+        return cache
+
+
+def _nbytes(parts: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in parts.values())
+
+
+@dataclass
+class WorkerState:
+    """What one worker process keeps for one study: the rebuilt study and its shared prefixes."""
+
+    study: Study
+    prefixes: SharedPrefixes
+    tasks_run: int = 0
+
+
+# Per worker process: context bytes delivered by the Dask plugin, and the studies built from them.
+_CONTEXT_BLOBS: dict[str, bytes] = {}
+_STATES: "OrderedDict[str, WorkerState]" = OrderedDict()
+_STATES_KEPT = 2  # a long-lived worker serving several studies keeps only the latest few in memory
+_STATE_LOCK = threading.Lock()  # two threads of one worker must not both build the same study
+
+
+def _worker_state(key: str, blob_path: str | None = None) -> WorkerState:
+    """The study of context ``key`` in this process, built on first use."""
+    import cloudpickle
+
+    with _STATE_LOCK:
+        if key in _STATES:
+            _STATES.move_to_end(key)
+            return _STATES[key]
+        if blob_path is not None:
+            blob = Path(blob_path).read_bytes()
+        elif key in _CONTEXT_BLOBS:
+            blob = _CONTEXT_BLOBS[key]
+        else:
+            raise RuntimeError(f"worker context {key} was never delivered to this worker (no plugin)")
+        study = build_worker_study(cloudpickle.loads(blob))
+        _STATES[key] = WorkerState(study, SharedPrefixes(study))
+        while len(_STATES) > _STATES_KEPT:
+            _STATES.popitem(last=False)
+        return _STATES[key]
+
+
+def run_batch(key: str, specs: list[RunSpec], blob_path: str | None = None) -> list[dict[str, Any]]:
+    """Worker task: train a batch of runs (as planned, one (condition, fraction, cut)); returns their rows.
+
+    Runs of one condition and cut share one prefix cache; any other mix is split accordingly.
+    """
+    state = _worker_state(key, blob_path)
+    rows = []
+    ordered = sorted(specs, key=lambda s: (s.condition, s.cut, s.fraction, s.repeat))
+    for (name, _), runs in itertools.groupby(ordered, key=lambda s: (s.condition, s.cut)):
+        runs = list(runs)
+        condition = CONDITIONS.get(name)
+        cache = state.prefixes.task_cache(condition, runs) if condition is not None else None
+        rows += [state.study.run_one(spec, cache) for spec in runs]
+    state.tasks_run += 1
+    return rows
+
+
+class StudyContext(WorkerPlugin):
+    """Dask worker plugin carrying one worker context; the scheduler hands it to late-joining workers."""
+
+    idempotent = True  # same content key → already there
+
+    def __init__(self, key: str, blob: bytes):
+        self.key, self.blob = key, blob
+
+    def setup(self, worker) -> None:
+        _CONTEXT_BLOBS[self.key] = self.blob  # built lazily by the first task: setup stays quick
+
+    def teardown(self, worker) -> None:
+        _CONTEXT_BLOBS.pop(self.key, None)
+        with _STATE_LOCK:
+            _STATES.pop(self.key, None)
+
+
+# ----------------------------------------------------------------------------- planning tasks
+def forward_flops(study: Study) -> list[float]:
+    """Forward FLOPs per input row of every block of the study's network, then of its head."""
+    model = new_model(study.cfg, len(study.cfg.fine_tune_classes))
+    parts = list(model.blocks) + [model.head]
+    flops = [0.0] * len(parts)
+
+    def count(i, module, inputs, output):
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            flops[i] += 2.0 * output.numel() * per_output
+        else:
+            flops[i] += 2.0 * module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(functools.partial(count, i))
+             for i, part in enumerate(parts) for m in part.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    channels, size, _ = DATASET_SHAPES[study.cfg.source_dataset]
+    with torch.no_grad():
+        model(torch.zeros(1, channels, size, size))
+    for hook in hooks:
+        hook.remove()
+    return flops
+
+
+def run_cost(study: Study, spec: RunSpec, flops: list[float]) -> float:
+    """Relative cost of one run: (its training rows × 3 for forward + backward, plus the validation rows
+    evaluated every epoch) × the FLOPs per row of what trains: the suffix after the cut when the prefix
+    is cached, else the whole network (a baseline at 0.1 % of the data costs far more than FR there)."""
+    n_train, n_val = len(study.target.y_train), len(study.target.y_val)
+    n_classes = len(study.cfg.fine_tune_classes)
+    rows = n_train if spec.fraction == 1 else max(1, int(n_train * spec.fraction / n_classes)) * n_classes
+    condition = CONDITIONS.get(spec.condition)
+    start = spec.cut if condition is not None and condition.uses_cache and spec.cut > 0 else 0
+    return (3.0 * rows + n_val) * sum(flops[start:])
+
+
+def plan_tasks(study: Study, specs: list[RunSpec],
+               repeats_per_task: int | None = None) -> list[list[RunSpec]]:
+    """Batches of runs, one (condition, fraction, cut) each, most expensive first.
+
+    ``repeats_per_task`` None: batch repeats while a task costs at most half of the grid's most
+    expensive run (which bounds the grid's duration anyway), so cheap runs travel together and
+    expensive ones alone: balance across workers with few round trips.
+    """
+    if repeats_per_task is not None and (isinstance(repeats_per_task, bool)
+                                         or not isinstance(repeats_per_task, int) or repeats_per_task < 1):
+        raise ValueError(f"repeats_per_task must be an integer >= 1 or None, got {repeats_per_task!r}")
+    if not specs:
+        return []
+    flops = forward_flops(study)
+    groups: dict[tuple[str, float, int], list[RunSpec]] = {}
+    for s in specs:
+        groups.setdefault((s.condition, s.fraction, s.cut), []).append(s)
+    cost = {group: run_cost(study, runs[0], flops) for group, runs in groups.items()}
+    target = max(cost.values()) / 2
+    tasks = []
+    for group, runs in groups.items():
+        runs = sorted(runs, key=lambda s: s.repeat)
+        per_task = repeats_per_task or max(1, int(target // cost[group]))
+        n_chunks = math.ceil(len(runs) / per_task)
+        size = math.ceil(len(runs) / n_chunks)  # even chunks: 12 repeats at 11 per task → 6 + 6
+        tasks += [runs[i:i + size] for i in range(0, len(runs), size)]
+    return sorted(tasks, key=lambda t: -len(t) * cost[(t[0].condition, t[0].fraction, t[0].cut)])
+
+
+def _task_name(key: str, batch: list[RunSpec]) -> str:
+    """A readable Dask key, unique per batch: the same batch of the same context gets the same key, so a
+    resumed client attaches to a task its crashed predecessor left running instead of starting another."""
+    s = batch[0]
+    members = hashlib.sha1("/".join(r.key for r in batch).encode()).hexdigest()[:6]
+    return f"tl-run-{s.condition}-f{s.fraction:g}-k{s.cut}-r{s.repeat}-{batch[-1].repeat}-{members}-{key}"
+
+
+# ----------------------------------------------------------------------------- the client side
+def is_dask_client(executor: Any) -> bool:
+    """Whether ``executor`` is a ``distributed.Client`` (without importing Dask otherwise)."""
+    module = type(executor).__module__.split(".")[0]
+    return module == "distributed" and hasattr(executor, "register_plugin")
+
+
+def run_with_executor(study: Study, todo: list[RunSpec], executor, progress: bool = True,
+                      repeats_per_task: int | None = None) -> int:
+    """Run ``todo`` on ``executor`` (a Dask Client or a concurrent.futures.Executor), storing rows as
+    they arrive.
+
+    Returns the number of rows appended to ``study.store``. Failed tasks do not stop the others: every
+    result that arrives is stored, then a RuntimeError names the failures (a rerun resumes them).
+    """
+    if not todo:
+        return 0
+    if not (is_dask_client(executor) or isinstance(executor, concurrent.futures.Executor)):
+        raise ValueError(f"executor must be a dask.distributed Client, a concurrent.futures.Executor or "
+                         f"None, got {type(executor).__name__}")
+    tasks = plan_tasks(study, todo, repeats_per_task)
+    key, blob = pack_context(worker_context(study, todo))
+    runner = _run_on_dask if is_dask_client(executor) else _run_on_pool
+    return runner(study, tasks, executor, key, blob, progress)
+
+
+def _progress_bar(study: Study, n_runs: int, where: str, progress: bool):
+    return tqdm(total=n_runs, desc=f"{study.cfg.study_name()} on {where}", disable=not progress)
+
+
+def _run_on_dask(study: Study, tasks: list[list[RunSpec]], client, key: str, blob: bytes,
+                 progress: bool) -> int:
+    """A Dask client: the context travels as a worker plugin, tasks are retried on errors."""
+    from distributed import as_completed
+
+    plugin_name = f"tl-study-context-{key}"
+    client.register_plugin(StudyContext(key, blob), name=plugin_name)
+    n_workers = len(client.nthreads())
+    futures = {}
+    for rank, batch in enumerate(tasks):  # most expensive first, so that no long task starts last
+        future = client.submit(run_batch, key, batch, key=_task_name(key, batch),
+                               priority=len(tasks) - rank, retries=TASK_RETRIES, pure=False)
+        futures[future] = batch
+    try:
+        return _collect(study, futures, as_completed(futures), _progress_bar(
+            study, sum(map(len, tasks)), f"{n_workers} Dask workers", progress))
+    finally:
+        client.cancel([f for f in futures if not f.done()])  # an interrupted client stops its work
+        try:
+            client.unregister_worker_plugin(plugin_name)
+        except Exception:  # noqa: BLE001 - a cluster that went away has nothing left to free
+            pass
+
+
+def _run_on_pool(study: Study, tasks: list[list[RunSpec]], executor, key: str, blob: bytes,
+                 progress: bool) -> int:
+    """A concurrent.futures executor: the context travels as a file each process reads once."""
+    handle, path = tempfile.mkstemp(prefix=f"tl-study-{key}-", suffix=".pkl")
+    with os.fdopen(handle, "wb") as fh:
+        fh.write(blob)
+    futures = {executor.submit(run_batch, key, batch, path): batch for batch in tasks}
+    where = f"{getattr(executor, '_max_workers', '?')} processes"
+    try:
+        return _collect(study, futures, concurrent.futures.as_completed(futures),
+                        _progress_bar(study, sum(map(len, tasks)), where, progress))
+    finally:
+        for future in futures:
+            future.cancel()
+        Path(path).unlink(missing_ok=True)
+
+
+def _collect(study: Study, futures: dict, finished: Iterable, bar) -> int:
+    """Append every finished task's rows to the store; raise at the end if some tasks failed."""
+    stored, failures = 0, []
+    try:
+        for future in finished:
+            batch = futures[future]
+            try:
+                rows = future.result()
+            except Exception as err:  # noqa: BLE001 - keep the others' results, report below
+                failures.append((batch, err))
+                bar.update(len(batch))
+                continue
+            for row in rows:
+                before = len(study.store)
+                study.store.append(row)
+                stored += len(study.store) - before
+            bar.update(len(rows))
+            last = rows[-1]
+            bar.set_postfix(cond=last["condition"], f=last["fraction"], k=last["cut"],
+                            acc=f"{last['test_acc']:.3f}")
+    finally:
+        bar.close()
+    if failures:
+        names = ", ".join(f"{b[0].condition} f={b[0].fraction:g} k={b[0].cut} ({len(b)} runs)"
+                          for b, _ in failures[:5]) + (", …" if len(failures) > 5 else "")
+        raise RuntimeError(f"{len(failures)} of {len(futures)} tasks failed ({names}); their runs are not "
+                           "stored, rerun the grid to retry them") from failures[0][1]
+    return stored

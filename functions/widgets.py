@@ -1,0 +1,255 @@
+"""An ipywidgets explorer of results: pick a results file or folder, a study, a condition, fractions, a
+metric and a plot type; the figure is redrawn on every change.
+
+>>> explorer = ResultsExplorer(root="..")   # scans for results/ folders (ours and the original's files)
+>>> explorer.widget                         # display it in a notebook
+
+It also runs without a notebook front end (set ``explorer.controls[name].value`` and read
+``explorer.figure``), which is how the tests drive it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import ipywidgets as w
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from functions import plots
+from functions.results import load_results
+
+FRAME = "<frame>"  # source value standing for a frame given to the explorer
+ALL_CONDITIONS = "all"
+PLOT_TYPES = ("box", "median lines", "diff to baseline", "heatmap")
+METRICS = plots.METRICS
+_SKIPPED_DIRS = {"__pycache__", "node_modules", ".git", ".ipynb_checkpoints"}
+_SNIFF_BYTES = 65536
+
+
+# ----------------------------------------------------------------------------- finding results
+def looks_like_results(path: str | os.PathLike) -> bool:
+    """Whether a ``.jsonl``/``.json`` file holds results rows (ours or the original's), from its start."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    if path.suffix == ".jsonl":
+        first = head.split("\n", 1)[0]
+        try:
+            row = json.loads(first)
+        except json.JSONDecodeError:
+            return False
+        return isinstance(row, dict) and {"cut", "fraction", "test_acc"} <= row.keys()
+    # a JSON list: the original's rows carry sampled_cut_point, ours carry cut/fraction/test_acc
+    stripped = head.lstrip()
+    return stripped.startswith("[") and ('"sampled_cut_point"' in head
+                                         or all(f'"{k}"' in head for k in ("cut", "fraction", "test_acc")))
+
+
+def find_result_sources(root: str | os.PathLike = ".") -> list[tuple[str, str]]:
+    """(label, path) of every results folder and file under ``root``: folders first, then files.
+
+    Looks inside folders named ``results`` (and below) for ``*.jsonl``/``*.json`` that hold results;
+    hidden folders and caches are skipped. Labels are paths relative to ``root``; a folder's label ends
+    with ``/`` and counts its files.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"root {str(root)!r} is not a directory")
+    folders, files = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIPPED_DIRS
+                             and not d.endswith(".egg-info"))
+        relative = Path(dirpath).relative_to(root)
+        if "results" not in relative.parts:
+            continue
+        found = [Path(dirpath) / name for name in sorted(filenames)
+                 if name.endswith((".jsonl", ".json")) and looks_like_results(Path(dirpath) / name)]
+        if found:
+            folders.append((f"{relative.as_posix()}/ ({len(found)} files)", str(Path(dirpath))))
+            files.extend((p.relative_to(root).as_posix(), str(p)) for p in found)
+    return folders + files
+
+
+# ----------------------------------------------------------------------------- the explorer
+class ResultsExplorer:
+    """Dropdowns for source, study, condition, metric and plot type, a fraction multi-select, one figure.
+
+    ``path_or_df``: a results frame (as :func:`functions.results.load_results` returns), a results file
+    or folder, or None (the first source found under ``root``). ``root`` is scanned for more sources
+    (:func:`find_result_sources`). Attributes: ``widget`` (the VBox to display), ``controls`` (name →
+    widget: source, study, condition, fractions, metric, plot), ``figure`` (the last figure drawn, None
+    when the selection cannot be drawn), ``error`` (why not), ``data`` (the loaded frame), ``output``.
+    """
+
+    def __init__(self, path_or_df: pd.DataFrame | str | os.PathLike | None = None, root: str | os.PathLike = ".",
+                 n_boot: int = 500):
+        self.n_boot = n_boot
+        self.figure = None
+        self.error: str | None = None
+        self.data = pd.DataFrame()
+        self._frame: pd.DataFrame | None = None
+        self._quiet = False
+        options = self._source_options(path_or_df, root)
+        self.output = w.Output()
+        self.controls = {
+            "source": w.Dropdown(options=options, description="results", layout=w.Layout(width="60%")),
+            "study": w.Dropdown(description="study", layout=w.Layout(width="auto")),
+            "condition": w.Dropdown(description="condition"),
+            "fractions": w.SelectMultiple(description="fractions", rows=6),
+            "metric": w.Dropdown(options=list(METRICS), value="test_acc", description="metric"),
+            "plot": w.Dropdown(options=list(PLOT_TYPES), value="box", description="plot"),
+        }
+        c = self.controls
+        self.widget = w.VBox([
+            c["source"],
+            w.HBox([w.VBox([c["study"], c["condition"], c["metric"], c["plot"]]), c["fractions"]]),
+            self.output,
+        ])
+        c["source"].observe(self._on_source, names="value")
+        c["study"].observe(self._on_study, names="value")
+        for name in ("condition", "fractions", "metric", "plot"):
+            c[name].observe(lambda change: self.refresh(), names="value")
+        self._load()
+        self.refresh()
+
+    # ------------------------------------------------------------------ sources
+    def _source_options(self, path_or_df, root) -> list[tuple[str, str]]:
+        """Dropdown options: the given frame or path first, then what ``root`` holds."""
+        found = find_result_sources(root) if Path(root).is_dir() else []
+        if path_or_df is None:
+            if not found:
+                raise ValueError(f"path_or_df is None and no results/ folder with results was found "
+                                 f"under {str(root)!r}")
+            return found
+        if isinstance(path_or_df, pd.DataFrame):
+            self._frame = path_or_df
+            return [("(given frame)", FRAME)] + found
+        if isinstance(path_or_df, (str, os.PathLike)):
+            path = Path(path_or_df)
+            if not path.exists():
+                raise ValueError(f"path_or_df {str(path)!r} does not exist; give a results file, folder or frame")
+            given = (f"{path.as_posix()}{'/' if path.is_dir() else ''}", str(path))
+            return [given] + [o for o in found if Path(o[1]).resolve() != path.resolve()]
+        raise ValueError(f"path_or_df must be a DataFrame, a path or None, got {type(path_or_df).__name__}")
+
+    def _read_source(self, value: str) -> pd.DataFrame:
+        return self._frame if value == FRAME else load_results(value)
+
+    # ------------------------------------------------------------------ option updates
+    def _set_options(self, name: str, options, value) -> None:
+        """Replace a control's options and value without triggering a redraw per step."""
+        control = self.controls[name]
+        control.options = options
+        control.value = value
+
+    def _load(self) -> None:
+        """Read the selected source and fill the study choices."""
+        self._quiet = True
+        try:
+            try:
+                self.data = self._read_source(self.controls["source"].value)
+                self.error = None
+            except ValueError as err:
+                self.data, self.error = pd.DataFrame(), f"could not read {self.controls['source'].label}: {err}"
+            studies = sorted(map(str, self.data["study"].dropna().unique())) if "study" in self.data else []
+            current = self.controls["study"].value
+            self._set_options("study", studies, current if current in studies else (studies[0] if studies else None))
+            self._fill_study_choices()
+        finally:
+            self._quiet = False
+
+    def _fill_study_choices(self) -> None:
+        """Condition, fraction and metric choices of the selected study, keeping what still applies."""
+        rows = self._study_rows()
+        conditions = plots.ordered_conditions(c for c in rows.get("condition", pd.Series(dtype=object)).dropna()
+                                               if c != "baseline") if len(rows) else []
+        condition = self.controls["condition"].value
+        self._set_options("condition", [ALL_CONDITIONS] + conditions,
+                          condition if condition in conditions else ALL_CONDITIONS)
+        fractions = sorted(float(f) for f in rows["fraction"].dropna().unique()) if len(rows) else []
+        previous = self.controls["fractions"]
+        had_all = set(previous.value) == {value for _, value in previous.options}
+        # "all fractions" stays all; a narrower choice is kept where it still applies
+        chosen = fractions if had_all else [f for f in previous.value if f in fractions] or fractions
+        self._set_options("fractions", [(plots.fraction_label(f), f) for f in fractions], tuple(chosen))
+        metrics = [m for m in METRICS if m in rows.columns and rows[m].notna().any()] or list(METRICS)
+        metric = self.controls["metric"].value
+        self._set_options("metric", metrics, metric if metric in metrics else metrics[0])
+
+    def _study_rows(self) -> pd.DataFrame:
+        study = self.controls["study"].value
+        if self.data.empty or study is None:
+            return self.data
+        return self.data[self.data["study"].astype(str) == study]
+
+    def _on_source(self, change) -> None:
+        self._load()
+        self.refresh()
+
+    def _on_study(self, change) -> None:
+        if self._quiet:
+            return
+        self._quiet = True
+        try:
+            self._fill_study_choices()
+        finally:
+            self._quiet = False
+        self.refresh()
+
+    # ------------------------------------------------------------------ drawing
+    def selection(self) -> pd.DataFrame:
+        """The rows the controls select: study, condition (with its baseline), fractions, metric present."""
+        rows = self._study_rows()
+        if rows.empty:
+            return rows
+        condition = self.controls["condition"].value
+        if condition not in (None, ALL_CONDITIONS):
+            rows = rows[rows["condition"].isin([condition, "baseline"])]
+        fractions = list(self.controls["fractions"].value)
+        rows = rows[rows["fraction"].isin(fractions)]
+        metric = self.controls["metric"].value
+        return rows[rows[metric].notna()] if metric in rows.columns else rows.iloc[:0]
+
+    def _draw(self, rows: pd.DataFrame):
+        metric, kind = self.controls["metric"].value, self.controls["plot"].value
+        if kind == "box":
+            return plots.box_by_cut(rows, metric=metric)
+        if kind == "median lines":
+            return plots.median_lines(rows, metric=metric)
+        if kind == "diff to baseline":
+            return plots.diff_to_baseline(rows, metric=metric, n_boot=self.n_boot)
+        if kind == "heatmap":
+            return plots.heatmap(rows, metric=metric)
+        raise ValueError(f"plot {kind!r} is unknown; allowed: {list(PLOT_TYPES)}")
+
+    def refresh(self):
+        """Redraw the figure for the current controls into the output area; returns it (None on error)."""
+        if self._quiet:
+            return self.figure
+        figure, message = None, self.error if self.data.empty else None
+        if message is None:
+            try:
+                rows = self.selection()
+                if rows.empty:
+                    raise ValueError("no runs match the selection (pick at least one fraction)")
+                figure = self._draw(rows)
+            except ValueError as err:
+                message = str(err)
+        if self.figure is not None:
+            plt.close(self.figure)
+        self.figure, self.error = figure, message
+        with self.output:
+            self.output.clear_output(wait=True)
+            if figure is not None:
+                display(figure)
+            else:
+                print(message)
+        if figure is not None:
+            plt.close(figure)  # shown in the output area only, not again by pyplot at the end of the cell
+        return figure
