@@ -118,9 +118,13 @@ class StudyConfig:
             return self.repeats
         return self.repeats[list(self.percentages).index(fraction)]
 
+    def num_blocks(self) -> int:
+        """Cuttable blocks: conv layers for CustomCNN; stem + residual pairs for ResNet."""
+        return 1 + (self.depth - 1) // 2 if self.architecture == "ResNet" else self.depth
+
     def cut_points(self) -> list[int]:
-        """The cuts of the grid, ascending."""
-        return sorted(self.cuts) if self.cuts is not None else list(range(self.depth + 1))
+        """The cuts of the grid, ascending (cuts count blocks)."""
+        return sorted(self.cuts) if self.cuts is not None else list(range(self.num_blocks() + 1))
 
     def resolved_data_root(self) -> Path:
         """The data root: the config field, else ``$TL_STUDY_DATA``, else ``./data``."""
@@ -235,11 +239,16 @@ class StudyConfig:
             if not isinstance(r, int) or r < 1:
                 raise ConfigError(f"repeats must be >= 1, got {r!r}")
         for k in self.cuts or []:
-            if not isinstance(k, int) or not 0 <= k <= self.depth:
-                raise ConfigError(f"cuts: cut {k!r} is outside the allowed range 0..{self.depth} (depth)")
+            if not isinstance(k, int) or not 0 <= k <= self.num_blocks():
+                raise ConfigError(f"cuts: cut {k!r} is outside the allowed range 0..{self.num_blocks()} (blocks)")
 
     def _validate_pooling(self) -> None:
         _, size, _ = DATASET_SHAPES[self.source_dataset]
+        if self.architecture == "ResNet":
+            if self.depth not in (3, 5, 7):
+                raise ConfigError(f"depth {self.depth!r} is not allowed for architecture='ResNet'; "
+                                  "allowed: [3, 5, 7] (stem + residual pairs)")
+            return  # the residual family pools after each pair and stops below 2 px by itself
         if not self.use_pooling:
             return
         for i in range(self.depth):
