@@ -17,7 +17,10 @@ def wide_table(summary: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
     """Fractions as rows, arms as columns, cells ``median [low, high] group``."""
     from .results import sort_arms
 
-    index = [c for c in ("study", "fraction") if c in summary.columns and summary[c].nunique() > 1] or ["fraction"]
+    # Every grouping column that varies becomes an index level, so no two settings share one cell.
+    varying = [c for c in ("study", "setting", "condition", "lr", "fraction")
+               if c in summary.columns and summary[c].nunique() > 1]
+    index = varying or ["fraction"]
     cells = summary.assign(cell=summary.apply(_cell, axis=1))
     table = cells.pivot_table(index=index, columns=arm_col, values="cell", aggfunc="first")
     return table[sort_arms(list(table.columns))]

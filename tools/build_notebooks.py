@@ -79,6 +79,8 @@ def parameters_cell(folder: str, extra: str = "", config_extra: str = ""):
 
 def notebook(cells) -> nbformat.NotebookNode:
     nb = new_notebook(cells=cells)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: rebuilding an unchanged notebook leaves git diff empty
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb
@@ -217,6 +219,9 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
         _vis_parameters(),
         new_code_cell("check_parameters(globals(), _declared)\n"
                       "results_dir = results_dir or default_results_dir(profile)\n"
+                      "if not glob.glob(os.path.join(results_dir, \"*.json*\")):\n"
+                      "    raise FileNotFoundError(f\"no results in {results_dir!r}: run empirical_experiment.ipynb \"\n"
+                      "                            f\"(and truncation_experiment.ipynb) with profile={profile!r} first\")\n"
                       "df = plots.drop_repeated_runs(load_results(results_dir))  # a store and its export hold the same runs\n"
                       "if condition:\n"
                       "    df = df[df.condition.isin([\"baseline\", condition])]\n"
@@ -224,7 +229,10 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
         new_markdown_cell("## Statistics per fraction\nMedian test accuracy with bootstrap CI, rank group, and "
                           "the paired difference to the baseline (Holm-corrected p). A warning column says when "
                           "the number of paired repeats makes significance impossible."),
-        new_code_cell("summary = stats.summarize(df, metric=metric, alpha=alpha, seed=0)\nsummary.round(4)"),
+        new_code_cell("# Each condition gets its own copy of the baseline (a 'setting'): FR and truncation share one\n"
+                      "# baseline, and their 'cut 2' rows must not be paired with each other.\n"
+                      "summary = stats.summarize(plots.with_settings(df), metric=metric, alpha=alpha,\n"
+                      "                          by=(\"study\", \"setting\", \"fraction\"), seed=0)\nsummary.round(4)"),
         new_code_cell("plots.use_style()\nfig = plots.box_by_cut(df, metric=metric)\n"
                       "plots.save_figure(fig, os.path.join(figures_dir, \"box_by_cut\"))"),
         new_code_cell("fig = plots.median_lines(df, metric=metric)\n"
