@@ -42,7 +42,7 @@ COMMON_PARAMETERS = """\
 profile = profile_from_env("cpu")  # smoke | cpu | paper; default from $TL_STUDY_PROFILE
 data_root = None                   # None: $TL_STUDY_DATA, else ./data
 results_dir = None                 # None: results/ (smoke runs: results/smoke/)
-percentages = None                 # None: the profile's fractions, e.g. [0.001, 0.01, 0.1, 1.0]
+percentages = None                 # None: the profile's fractions, e.g. [0.001, 0.01, 0.1]
 cuts = None                        # None: every cut 0..depth
 repeats = None                     # None: the profile's repeats (int or one per fraction)
 device = "cpu"                     # "cpu", "cuda" or "auto"
@@ -219,6 +219,7 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
         _vis_parameters(),
         new_code_cell("check_parameters(globals(), _declared)\n"
                       "results_dir = results_dir or default_results_dir(profile)\n"
+                      "figures_dir = figures_dir or os.path.join(results_dir, \"figures\")\n"
                       "if not glob.glob(os.path.join(results_dir, \"*.json*\")):\n"
                       "    raise FileNotFoundError(f\"no results in {results_dir!r}: run empirical_experiment.ipynb \"\n"
                       "                            f\"(and truncation_experiment.ipynb) with profile={profile!r} first\")\n"
@@ -281,14 +282,122 @@ def _vis_parameters():
         "condition = None                   # None: every condition found; e.g. \"FR\"\n"
         "metric = \"test_acc\"\n"
         "alpha = 0.05\n"
-        "figures_dir = \"figures\"\n"
+        "figures_dir = None                 # None: <results_dir>/figures\n"
         "_declared = set(globals())")
     cell.metadata["tags"] = ["parameters"]
     return cell
 
 
+EXAMPLE_PARAMETERS = """\
+mnist_results = "MNIST/results"                  # baseline + FR + FT (truncation), cpu profile
+other_results = ["FashionMNIST/results", "cross_domain/results"]
+conditions_results = "MNIST/results/conditions"  # AnB/AnB+/BnB/BnB+, surgical, strategies
+surgical_results = ["MNIST/results/conditions", "cross_domain/results/surgical"]
+clustering_results = "MNIST/results/clustering"
+pretrained_dir = "MNIST/pretrained_models"
+data_root = None                                 # for the per-class plots; None: $TL_STUDY_DATA, else ./data
+metric = "test_acc"
+_declared = set(globals())"""
+
+
+def example() -> nbformat.NotebookNode:
+    """The top-level tour: every plot type, drawn from results shipped in the repository."""
+    cell = new_code_cell(EXAMPLE_PARAMETERS)
+    cell.metadata["tags"] = ["parameters"]
+    return notebook([
+        new_markdown_cell(
+            "# Example visualisations\n\n"
+            "A tour of every plot this repository draws, from the results shipped in it (the `cpu` profile on "
+            "real MNIST/FashionMNIST; see the README for how they were made and how long they took). Nothing "
+            "is trained here: run it top to bottom in a minute. The last cell is an interactive explorer "
+            "over every results folder it finds."),
+        new_code_cell("import glob\nimport json\nimport os\n\nimport pandas as pd\nimport torch\n"
+                      "from IPython.display import Markdown, display\n\n"
+                      "from functions import clustering, controls, plots, stats\n"
+                      "from functions.config import StudyConfig\n"
+                      "from functions.experiments import load_splits, new_model\n"
+                      "from functions.models import load_state\n"
+                      "from functions.notebook import check_parameters\n"
+                      "from functions.results import load_results\n"
+                      "from functions.tables import to_markdown\n"
+                      "from functions.training import predict\n"
+                      "from functions.widgets import ResultsExplorer\n\nplots.use_style()"),
+        cell,
+        new_code_cell("check_parameters(globals(), _declared)\n"
+                      "df = plots.drop_repeated_runs(load_results(mnist_results))\n"
+                      "print(len(df), \"runs:\", df.groupby(\"condition\").size().to_dict())"),
+        new_markdown_cell("## 1. One study, every view\nMNIST digits 0–4 → 5–9. Statistics: paired Wilcoxon "
+                          "tests within each fraction (pairs = repeats, which share one subset and one "
+                          "initialisation), Holm-corrected; arms sharing a letter do not differ; CIs are "
+                          "bootstrap 95 % intervals of the median."),
+        new_code_cell("summary = stats.summarize(plots.with_settings(df), metric=metric, by=(\"study\", \"setting\", \"fraction\"), seed=0)\n"
+                      "display(Markdown(to_markdown(summary)))"),
+        new_code_cell("plots.box_by_cut(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
+        new_code_cell("plots.median_lines(df, metric=metric);"),
+        new_code_cell("plots.diff_to_baseline(df, metric=metric);"),
+        new_code_cell("plots.heatmap(df, metric=metric, relative=True);"),
+        new_code_cell("plots.surface3d(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
+        new_markdown_cell("## 2. Across datasets\nThe same FR grid for a class split of FashionMNIST and for "
+                          "both cross-domain directions."),
+        new_code_cell("others = [plots.drop_repeated_runs(load_results(p)) for p in other_results\n"
+                      "          if glob.glob(os.path.join(p, \"*.jsonl\"))]\n"
+                      "every = pd.concat([df[df.condition != \"FT\"], *others], ignore_index=True)\n"
+                      "plots.median_lines(every, metric=metric);"),
+        new_markdown_cell("## 3. Transfer conditions (Yosinski et al. 2014 for this CNN)\nAnB: A's first *k* "
+                          "blocks frozen; AnB+: fine-tuned; BnB/BnB+: the same from a network pretrained on B "
+                          "itself (the self-transfer control). Cut 0 is training from scratch."),
+        new_code_cell("dfc = plots.drop_repeated_runs(load_results(conditions_results))\n"
+                      "yos = dfc[dfc.condition.isin([\"baseline\", *controls.YOSINSKI])]\n"
+                      "plots.yosinski_plot(controls.with_baseline_at_cut0(yos), metric=metric);"),
+        new_code_cell("surgical = pd.concat([controls.surgical_summary(plots.drop_repeated_runs(load_results(p)))\n"
+                      "                      for p in surgical_results], ignore_index=True)\n"
+                      "controls.surgical_plot(surgical);"),
+        new_code_cell("strategies = dfc[dfc.condition.isin(controls.STRATEGIES)]\n"
+                      "curve_fraction = sorted(strategies.fraction.unique())[0]\n"
+                      "plots.learning_curves(controls.curves_at(strategies, curve_fraction));"),
+        new_markdown_cell("## 4. Where class structure appears\nClustering of each block's activations of the "
+                          "fine-tuning classes (agglomerative, k = number of classes), pretrained network."),
+        new_code_cell("cdf = pd.concat([pd.read_csv(p) for p in glob.glob(os.path.join(clustering_results, \"clustering_*.csv\"))])\n"
+                      "pre = cdf[(cdf.model == \"pretrained\") & (cdf.method == \"agglomerative\")]\n"
+                      "plots.box_clustering(pre, metric=\"ari\");"),
+        new_markdown_cell("## 5. The pretrained network\nEffective rank of each layer's weights, learning curves, "
+                          "per-class accuracy and the mistakes it makes on the pretraining classes' test split."),
+        new_code_cell("info_path = sorted(glob.glob(os.path.join(pretrained_dir, \"*.json\")))[0]\n"
+                      "info = json.load(open(info_path))\n"
+                      "pcfg = StudyConfig.from_dict(info[\"config\"]).replace(data_root=data_root)\n"
+                      "model = new_model(pcfg, len(pcfg.pre_train_classes))\n"
+                      "load_state(model, torch.load(info_path.replace(\".json\", \".pth\"), weights_only=True))\n"
+                      "plots.effective_rank(model)\n"
+                      "plots.learning_curves({\"pretraining\": info[\"history\"]});"),
+        new_code_cell("source, _ = load_splits(pcfg)\npred = predict(model, source.x_test)\n"
+                      "plots.per_class_accuracy(source.y_test, pred, source.class_names)\n"
+                      "plots.misclassified_grid(source.x_test, source.y_test, pred, source.class_names);"),
+        new_markdown_cell("## 6. Explore\nPick any results folder of the repository, a study, a condition, "
+                          "fractions, a metric and a plot type (needs a live kernel)."),
+        new_code_cell("explorer = ResultsExplorer(root=\".\")\nexplorer.widget"),
+    ])
+
+
 BUILDERS = {"empirical_experiment": empirical, "truncation_experiment": truncation,
             "clustering_experiment": clustering, "visualizations": visualizations}
+
+
+def rendered(path: Path) -> bool:
+    """True when a notebook on disk carries outputs (rendered from shipped results)."""
+    if not path.exists():
+        return False
+    nb = nbformat.read(path, as_version=4)
+    return any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+
+
+def write(nb: nbformat.NotebookNode, path: Path, force: bool) -> None:
+    """Write a generated notebook unless that would erase rendered outputs (then only with --force)."""
+    if rendered(path) and not force:
+        print("kept", path.relative_to(REPO), "(has rendered outputs; --force rewrites it)")
+        return
+    path.parent.mkdir(exist_ok=True)
+    nbformat.write(nb, path)
+    print("wrote", path.relative_to(REPO))
 
 
 def main() -> None:
@@ -297,10 +406,8 @@ def main() -> None:
     args = parser.parse_args()
     for folder in FOLDERS:
         for name, build in BUILDERS.items():
-            path = REPO / folder / f"{name}.ipynb"
-            path.parent.mkdir(exist_ok=True)
-            nbformat.write(build(folder), path)
-            print("wrote", path.relative_to(REPO))
+            write(build(folder), REPO / folder / f"{name}.ipynb", args.force)
+    write(example(), REPO / "example_visualizations.ipynb", args.force)
 
 
 if __name__ == "__main__":

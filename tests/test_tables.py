@@ -1,0 +1,35 @@
+"""Paper tables: one cell per (setting, fraction, arm), never two settings merged into one cell."""
+import pandas as pd
+
+from functions.tables import to_latex, to_markdown, wide_table
+
+
+def _summary(settings=("FR", "FT")):
+    rows = []
+    for i, setting in enumerate(settings):
+        for fraction in (0.01, 0.1):
+            for arm, median in (("baseline", 0.5), ("cut 1", 0.6 + i / 10)):
+                rows.append(dict(study="S", setting=setting, fraction=fraction, arm=arm, median=median,
+                                 low=median - 0.01, high=median + 0.01, group_label="a"))
+    return pd.DataFrame(rows)
+
+
+def test_settings_get_their_own_rows():
+    table = wide_table(_summary())
+    assert table.index.names == ["setting", "fraction"]
+    assert table.loc[("FR", 0.01), "cut 1"].startswith("0.600 [0.590, 0.610] a")
+    assert table.loc[("FT", 0.01), "cut 1"].startswith("0.700")
+    assert list(table.columns) == ["baseline", "cut 1"]
+
+
+def test_single_setting_is_indexed_by_fraction_only():
+    table = wide_table(_summary(settings=("FR",)))
+    assert table.index.names == ["fraction"]
+    assert len(table) == 2
+
+
+def test_markdown_and_latex_render_every_cell():
+    summary = _summary()
+    md, tex = to_markdown(summary), to_latex(summary)
+    assert md.count("0.700 [0.690, 0.710] a") == 2
+    assert "\\begin{table}" in tex and "0.700" in tex

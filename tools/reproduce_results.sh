@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Re-create the results shipped in the repository (cpu profile, real MNIST/FashionMNIST).
+#
+#   TL_STUDY_DATA=/path/to/data tools/reproduce_results.sh [step ...]
+#
+# Steps (default: all, in this order): mnist fmnist cross_mf cross_fm conditions clustering benchmark.
+# Each step runs one notebook with papermill from its folder; results are appended run by run to the
+# folder's results/, so an interrupted step resumes where it stopped when run again. Executed copies go to
+# *.out.ipynb (git-ignored); wall times are appended to results_timings.tsv at the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${TL_STUDY_DATA:?set TL_STUDY_DATA to the folder holding MNIST/ and FashionMNIST/}"
+export TL_STUDY_DATA TL_STUDY_PROFILE=cpu
+TIMINGS=results_timings.tsv
+
+run() {  # run NAME FOLDER NOTEBOOK [papermill args...]
+    local name=$1 folder=$2 notebook=$3
+    shift 3
+    local start end
+    start=$(date +%s)
+    echo "== $name: $folder/$notebook $* ($(date -u +%H:%M:%S) UTC)"
+    papermill "$folder/$notebook" "$folder/${notebook%.ipynb}.$name.out.ipynb" --cwd "$folder" \
+        -p profile cpu "$@"
+    end=$(date +%s)
+    printf '%s\t%s/%s\t%s\t%s\n' "$name" "$folder" "$notebook" "$((end - start))" "$(date -u +%FT%TZ)" >> "$TIMINGS"
+    echo "== $name done in $((end - start)) s"
+}
+
+step() {
+    case $1 in
+        mnist)      run mnist MNIST truncation_experiment.ipynb ;;  # baseline + FR + FT on the same subsets
+        fmnist)     run fmnist FashionMNIST empirical_experiment.ipynb -p class_split regular ;;
+        # 10 classes on both sides: twice the data per fraction, so fewer repeats at the largest fraction
+        cross_mf)   run cross_mf cross_domain empirical_experiment.ipynb -p source_dataset MNIST \
+                        -p target_dataset FashionMNIST -y "repeats: [8, 8, 4]" ;;
+        cross_fm)   run cross_fm cross_domain empirical_experiment.ipynb -p source_dataset FashionMNIST \
+                        -p target_dataset MNIST -y "repeats: [8, 8, 4]" ;;
+        conditions) run conditions MNIST transfer_conditions.ipynb -y "percentages: [0.01, 0.1]" \
+                        -y "repeats: [8, 4]" -p tta_repeats 2 ;;
+        clustering) run clustering MNIST clustering_experiment.ipynb ;;
+        benchmark)
+            start=$(date +%s)
+            python benchmarks/grid_speed.py --quick | tee benchmarks/grid_speed_quick.log
+            printf 'benchmark\tbenchmarks/grid_speed.py --quick\t%s\t%s\n' "$(( $(date +%s) - start ))" \
+                "$(date -u +%FT%TZ)" >> "$TIMINGS" ;;
+        *) echo "unknown step $1; allowed: mnist fmnist cross_mf cross_fm conditions clustering benchmark" >&2
+           exit 2 ;;
+    esac
+}
+
+if [ $# -eq 0 ]; then
+    set -- mnist fmnist cross_mf cross_fm conditions clustering benchmark
+fi
+for s in "$@"; do step "$s"; done
