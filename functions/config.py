@@ -346,8 +346,8 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
                   repeats=2, train_limit=1500, test_limit=500, cache_budget_gb=0.5),
     # A real, smaller study that fits a laptop: ~15 min per 5-class dataset on 2 CPU cores (measured
     # figures in the README). Fraction 1.0 is left out (one full-data run costs as much as ~40 small ones);
-    # 8 repeats is the fewest with which a paired Wilcoxon test can pass Holm over 5 comparisons
-    # (smallest two-sided p with n pairs is 2/2^n). Batch 64 so that tiny subsets still get several steps
+    # 8 repeats is the fewest with which a paired Wilcoxon test can pass Holm over the 4 cut-vs-baseline
+    # comparisons (smallest two-sided p with n pairs is 2/2^n). Batch 64 so that tiny subsets still get several steps
     # per epoch before early stopping can fire.
     "cpu": dict(depth=4, num_channels=16, kernel_size=3, use_pooling=True, pooling_every_n_layers=2,
                 num_train=30, early_stop_patience=5, batch_size=64, percentages=[0.001, 0.01, 0.1],

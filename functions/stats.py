@@ -342,17 +342,47 @@ def bootstrap_ci(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm
     return pd.DataFrame(records, columns=columns) if records else _empty(columns)
 
 
+FAMILIES = ("vs_baseline", "all_pairs")
+
+
+def holm(p_values: Iterable[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (monotone, capped at 1), in the input order."""
+    p = np.asarray(list(p_values), dtype=float)
+    order = np.argsort(p, kind="stable")
+    scaled = (len(p) - np.arange(len(p))) * p[order]
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def _baseline_family_p(tests: pd.DataFrame, by: list[str], baseline: str, alpha: float) -> dict:
+    """(group…, arm, baseline) → (Holm p over the group's arm-vs-baseline tests, significant)."""
+    lookup = {}
+    against = tests[(tests["arm_a"] == baseline) | (tests["arm_b"] == baseline)]
+    against = against[against["p"].notna()]
+    for _, rows in (against.groupby(by, sort=False, dropna=False) if by else [((), against)]):
+        for row, p_holm in zip(rows.to_dict("records"), holm(rows["p"])):
+            key = _norm_key(row[c] for c in by)
+            arm = row["arm_b"] if row["arm_a"] == baseline else row["arm_a"]
+            lookup[key + (arm, baseline)] = (float(p_holm), bool(p_holm < alpha))
+    return lookup
+
+
 def effect_vs_baseline(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
                        baseline: str = "baseline", by: str | Iterable[str] = DEFAULT_BY, n_boot: int = 2000,
                        seed: int = 0, ci: float = 0.95, pair_col: str = "repeat", alpha: float = 0.05,
-                       tests: pd.DataFrame | None = None) -> pd.DataFrame:
+                       tests: pd.DataFrame | None = None, family: str = "vs_baseline") -> pd.DataFrame:
     """Paired effect of each arm against ``baseline`` per group: arm − baseline on shared repeats.
 
     Columns: group…, arm, n_pairs, median_diff (median of the paired differences), low/high (percentile
-    bootstrap CI of that median, resampling pairs), p_holm and significant (from :func:`paired_tests`, so
-    Holm runs over all pairwise comparisons of the group, the same family the rank groups use). Groups
-    without the baseline arm are left out.
+    bootstrap CI of that median, resampling pairs), p_holm and significant (Wilcoxon p-values of
+    :func:`paired_tests`). ``family`` is what Holm corrects over within a group: ``"vs_baseline"`` (default)
+    the arm-vs-baseline comparisons only — the many-to-one family that answers "does this arm beat the
+    baseline?" — or ``"all_pairs"``, every pairwise comparison (the family the rank groups use; more
+    conservative). Groups without the baseline arm are left out.
     """
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r} is unknown; allowed: {list(FAMILIES)}")
     by = _normalise_by(by)
     _check_frame(df, metric, arm_col, by, pair_col)
     _check_bootstrap_args("median", n_boot, ci)
@@ -361,11 +391,12 @@ def effect_vs_baseline(df: pd.DataFrame, metric: str = "test_acc", arm_col: str 
                          f"values: {sort_arms(df[arm_col].dropna())}")
     if tests is None:
         tests = paired_tests(df, metric=metric, arm_col=arm_col, by=by, pair_col=pair_col, alpha=alpha)
-    p_lookup = {}
-    for row in tests.to_dict("records"):
-        key = _norm_key(row[c] for c in by)
-        p_lookup[key + (row["arm_a"], row["arm_b"])] = p_lookup[key + (row["arm_b"], row["arm_a"])] = (
-            row["p_holm"], row["significant"])
+    p_lookup = _baseline_family_p(tests, by, baseline, alpha) if family == "vs_baseline" else {}
+    if family == "all_pairs":
+        for row in tests.to_dict("records"):
+            key = _norm_key(row[c] for c in by)
+            p_lookup[key + (row["arm_a"], row["arm_b"])] = p_lookup[key + (row["arm_b"], row["arm_a"])] = (
+                row["p_holm"], row["significant"])
     records = []
     for key, rows in _groups(df, by):
         table = _paired(rows, metric, arm_col, pair_col)
@@ -392,8 +423,11 @@ def effect_vs_baseline(df: pd.DataFrame, metric: str = "test_acc", arm_col: str 
 def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
               by: str | Iterable[str] = DEFAULT_BY, pair_col: str = "repeat", baseline: str = "baseline",
               alpha: float = 0.05, stat: str = "median", n_boot: int = 2000, ci: float = 0.95,
-              seed: int = 0, higher_is_better: bool = True) -> pd.DataFrame:
+              seed: int = 0, higher_is_better: bool = True, family: str = "vs_baseline") -> pd.DataFrame:
     """One row per (group…, arm): what a visualisations notebook prints.
+
+    Rank groups use every pairwise comparison of a group; ``p_holm_vs_baseline`` is Holm-corrected over
+    ``family`` (default: the arm-vs-baseline comparisons, see :func:`effect_vs_baseline`).
 
     Columns: n, median, rank, group, group_label; ``estimate``/``low``/``high`` (bootstrap CI of ``stat``);
     ``diff_vs_baseline``/``diff_low``/``diff_high``/``n_pairs``/``p_holm_vs_baseline``/
@@ -411,7 +445,7 @@ def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
     if (df[arm_col] == baseline).any():
         effects = effect_vs_baseline(df, metric=metric, arm_col=arm_col, baseline=baseline, by=by,
                                      n_boot=n_boot, seed=seed, ci=ci, pair_col=pair_col, alpha=alpha,
-                                     tests=tests)
+                                     tests=tests, family=family)
         effects = effects.rename(columns={"median_diff": "diff_vs_baseline", "low": "diff_low",
                                           "high": "diff_high", "p_holm": "p_holm_vs_baseline",
                                           "significant": "significant_vs_baseline"})

@@ -155,7 +155,9 @@ def test_effect_vs_baseline_recovers_the_shift():
     assert effects.loc["cut 2", "low"] < effects.loc["cut 2", "median_diff"] < effects.loc["cut 2", "high"]
     assert effects.loc["cut 2", "low"] > 0.35
     tests = stats.paired_tests(df).set_index("arm_b")
-    assert effects.loc["cut 1", "p_holm"] == tests.loc["cut 1", "p_holm"]
+    all_pairs = stats.effect_vs_baseline(df, n_boot=500, family="all_pairs").set_index("arm")
+    assert all_pairs.loc["cut 1", "p_holm"] == tests.loc["cut 1", "p_holm"]
+    assert effects.loc["cut 1", "p_holm"] <= all_pairs.loc["cut 1", "p_holm"]
     with pytest.raises(ValueError, match="baseline"):
         stats.effect_vs_baseline(df, baseline="scratch")
 
@@ -182,3 +184,30 @@ def test_bad_input_is_rejected_clearly():
     doubled = pd.concat([df, df], ignore_index=True)  # e.g. two conditions under one study name
     with pytest.raises(ValueError, match="ambiguous"):
         stats.paired_tests(doubled)
+
+
+def test_own_holm_matches_statsmodels():
+    from functions.stats import holm
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 15):
+        p = rng.uniform(0, 0.2, n)
+        np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
+
+
+def test_vs_baseline_family_is_holm_over_the_baseline_comparisons_only():
+    # 8 pairs, every arm above the baseline in every pair: raw two-sided p = 2/2^8 for each comparison
+    rows = [dict(fraction=0.1, arm=arm, repeat=r, test_acc=0.5 + 0.01 * r + shift)
+            for r in range(8) for arm, shift in (("baseline", 0.0), ("cut 1", 0.1 + 0.001 * r),
+                                                 ("cut 2", 0.2 + 0.002 * r), ("cut 3", 0.3 + 0.003 * r))]
+    df = pd.DataFrame(rows)
+    raw = 2 / 2 ** 8
+    many_to_one = stats.effect_vs_baseline(df, by=("fraction",), n_boot=200).set_index("arm")
+    np.testing.assert_allclose(many_to_one["p_holm"], 3 * raw)  # 3 comparisons with the baseline
+    assert many_to_one["significant"].all()
+    all_pairs = stats.effect_vs_baseline(df, by=("fraction",), n_boot=200, family="all_pairs")
+    np.testing.assert_allclose(all_pairs["p_holm"], 6 * raw)  # 6 pairwise comparisons, all tied
+    summary = stats.summarize(df, by=("fraction",), n_boot=200).set_index("arm")
+    np.testing.assert_allclose(summary.loc[["cut 1", "cut 2", "cut 3"], "p_holm_vs_baseline"], 3 * raw)
+    with pytest.raises(ValueError, match="family"):
+        stats.effect_vs_baseline(df, by=("fraction",), family="pairs")

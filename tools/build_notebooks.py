@@ -214,7 +214,8 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
             "Every figure of this folder's results, with the statistics behind them: paired Wilcoxon tests "
             "between all arms (cuts and baseline) within each fraction, paired by repeat, Holm-corrected; rank "
             "groups (arms that do not differ significantly share a letter); bootstrap 95 % CIs of medians; the "
-            "median paired difference to the baseline. Rerun after adding results: the tables and figures follow."),
+            "median paired difference to the baseline, its p-value Holm-corrected over the cut-vs-baseline "
+            "comparisons of that fraction. Rerun after adding results: the tables and figures follow."),
         new_code_cell(VIS_IMPORTS),
         _vis_parameters(),
         new_code_cell("check_parameters(globals(), _declared)\n"
