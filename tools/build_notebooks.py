@@ -290,15 +290,24 @@ def _vis_parameters():
 
 
 EXAMPLE_PARAMETERS = """\
-mnist_results = "MNIST/results"                  # baseline + FR + FT (truncation), cpu profile
-other_results = ["FashionMNIST/results", "cross_domain/results"]
-conditions_results = "MNIST/results/conditions"  # AnB/AnB+/BnB/BnB+, surgical, strategies
-surgical_results = ["MNIST/results/conditions", "cross_domain/results/surgical"]
-clustering_results = "MNIST/results/clustering"
-pretrained_dir = "MNIST/pretrained_models"
-data_root = None                                 # for the per-class plots; None: $TL_STUDY_DATA, else ./data
+profile = profile_from_env("cpu")  # cpu: the results shipped in the repository; smoke: the results/…/smoke/
+                                   # folders that smoke runs of the other notebooks write (what nbval runs)
+data_root = None                   # for the per-class plots; None: $TL_STUDY_DATA, else ./data
 metric = "test_acc"
 _declared = set(globals())"""
+
+EXAMPLE_PATHS = """\
+check_parameters(globals(), _declared)
+def where(path):  # a shipped results folder, or its smoke/ twin
+    return default_results_dir(profile, path)
+mnist_results = where("MNIST/results")                      # baseline + FR + FT (truncation)
+other_results = [where("FashionMNIST/results"), where("cross_domain/results")]
+conditions_results = where("MNIST/results/conditions")      # AnB/AnB+/BnB/BnB+, surgical, strategies
+surgical_results = [conditions_results, where("cross_domain/results/surgical")]
+clustering_results = os.path.join(mnist_results, "clustering")
+pretrained_dir = os.path.join(mnist_results, "pretrained_models") if profile == "smoke" else "MNIST/pretrained_models"
+df = plots.drop_repeated_runs(load_results(mnist_results))
+print(len(df), "runs:", df.groupby("condition").size().to_dict())"""
 
 
 def example() -> nbformat.NotebookNode:
@@ -318,15 +327,14 @@ def example() -> nbformat.NotebookNode:
                       "from functions.config import StudyConfig\n"
                       "from functions.experiments import load_splits, new_model\n"
                       "from functions.models import load_state\n"
-                      "from functions.notebook import check_parameters\n"
+                      "from functions.config import profile_from_env\n"
+                      "from functions.notebook import check_parameters, default_results_dir\n"
                       "from functions.results import load_results\n"
                       "from functions.tables import to_markdown\n"
                       "from functions.training import predict\n"
                       "from functions.widgets import ResultsExplorer\n\nplots.use_style()"),
         cell,
-        new_code_cell("check_parameters(globals(), _declared)\n"
-                      "df = plots.drop_repeated_runs(load_results(mnist_results))\n"
-                      "print(len(df), \"runs:\", df.groupby(\"condition\").size().to_dict())"),
+        new_code_cell(EXAMPLE_PATHS),
         new_markdown_cell("## 1. One study, every view\nMNIST digits 0–4 → 5–9. Statistics: paired Wilcoxon "
                           "tests within each fraction (pairs = repeats, which share one subset and one "
                           "initialisation), Holm-corrected; arms sharing a letter do not differ; CIs are "
@@ -351,7 +359,7 @@ def example() -> nbformat.NotebookNode:
                       "yos = dfc[dfc.condition.isin([\"baseline\", *controls.YOSINSKI])]\n"
                       "plots.yosinski_plot(controls.with_baseline_at_cut0(yos), metric=metric);"),
         new_code_cell("surgical = pd.concat([controls.surgical_summary(plots.drop_repeated_runs(load_results(p)))\n"
-                      "                      for p in surgical_results], ignore_index=True)\n"
+                      "                      for p in surgical_results if os.path.isdir(p)], ignore_index=True)\n"
                       "controls.surgical_plot(surgical);"),
         new_code_cell("strategies = dfc[dfc.condition.isin(controls.STRATEGIES)]\n"
                       "curve_fraction = sorted(strategies.fraction.unique())[0]\n"
