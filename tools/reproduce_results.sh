@@ -4,7 +4,8 @@
 #   TL_STUDY_DATA=/path/to/data tools/reproduce_results.sh [step ...]
 #
 # Steps (default: all, in this order): mnist fmnist cross_mf cross_fm conditions surgical clustering
-# benchmark.
+# benchmark render. `render` re-executes the visualizations notebooks and example_visualizations.ipynb in
+# place from the results (no training), so they are committed with their outputs.
 # Each step runs one notebook with papermill from its folder; results are appended run by run to the
 # folder's results/, so an interrupted step resumes where it stopped when run again. Executed copies go to
 # *.out.ipynb (git-ignored); wall times are appended to results_timings.tsv at the repository root.
@@ -50,12 +51,17 @@ step() {
             python benchmarks/grid_speed.py --quick | tee benchmarks/grid_speed_quick.log
             printf 'benchmark\tbenchmarks/grid_speed.py --quick\t%s\t%s\n' "$(( $(date +%s) - start ))" \
                 "$(date -u +%FT%TZ)" >> "$TIMINGS" ;;
-        *) echo "unknown step $1; allowed: mnist fmnist cross_mf cross_fm conditions surgical clustering benchmark" >&2
+        render)
+            for folder in MNIST FashionMNIST cross_domain; do
+                papermill "$folder/visualizations.ipynb" "$folder/visualizations.ipynb" --cwd "$folder"
+            done
+            papermill example_visualizations.ipynb example_visualizations.ipynb ;;
+        *) echo "unknown step $1; allowed: mnist fmnist cross_mf cross_fm conditions surgical clustering benchmark render" >&2
            exit 2 ;;
     esac
 }
 
 if [ $# -eq 0 ]; then
-    set -- mnist fmnist cross_mf cross_fm conditions surgical clustering benchmark
+    set -- mnist fmnist cross_mf cross_fm conditions surgical clustering benchmark render
 fi
 for s in "$@"; do step "$s"; done
