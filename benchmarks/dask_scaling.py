@@ -1,7 +1,7 @@
 """Dask scaling: one grid in-process and on a LocalCluster of 1, 2, … worker processes.
 
 The grid: the ``cpu`` profile's MNIST study (classes 0–4 → 5–9, 4 blocks × 16 channels, baseline + FR
-at every cut, fractions 0.001/0.01/0.1/1.0 × 12/12/10/6 repeats: 200 runs). ``--quick`` keeps fractions
+at every cut, fractions 0.001/0.01/0.1 × 8 repeats: 120 runs). ``--quick`` keeps fractions
 0.001 and 0.01 with 4 repeats (40 runs), so that three timings finish in minutes.
 
 Every configuration starts from an empty results store and the same saved pretrained model
