@@ -1,6 +1,7 @@
 """Paper tables from a statistics summary: median [CI] with rank-group letters, as Markdown or LaTeX."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -10,6 +11,9 @@ def _cell(row: pd.Series) -> str:
         text += f" [{row['low']:.3f}, {row['high']:.3f}]"
     if isinstance(row.get("group_label"), str) and row["group_label"]:
         text += f" {row['group_label']}"
+    flag = row.get("significant_vs_baseline")  # NaN for the baseline itself
+    if isinstance(flag, (bool, np.bool_)) and flag:
+        text += " *"
     return text
 
 
@@ -27,12 +31,13 @@ def wide_table(summary: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    """Markdown table of :func:`wide_table` (GitHub style)."""
+    """Markdown table of :func:`wide_table` (GitHub style); ``*`` marks a significant difference to the baseline."""
     return wide_table(summary).to_markdown()
 
 
 def to_latex(summary: pd.DataFrame, caption: str = "Median test accuracy [95\\% bootstrap CI] and rank group "
-             "(arms sharing a letter do not differ after Holm correction).") -> str:
+             "(arms sharing a letter do not differ after Holm correction over all pairs); * differs from the "
+             "baseline after Holm correction over the comparisons with the baseline.") -> str:
     """LaTeX table of :func:`wide_table` (booktabs)."""
     table = wide_table(summary)
     return table.to_latex(caption=caption, escape=True)

@@ -33,3 +33,11 @@ def test_markdown_and_latex_render_every_cell():
     md, tex = to_markdown(summary), to_latex(summary)
     assert md.count("0.700 [0.690, 0.710] a") == 2
     assert "\\begin{table}" in tex and "0.700" in tex
+
+
+def test_significance_vs_baseline_is_starred():
+    summary = _summary(settings=("FR",))
+    summary["significant_vs_baseline"] = [None if a == "baseline" else True for a in summary["arm"]]
+    table = wide_table(summary)
+    assert table.loc[0.01, "cut 1"].endswith(" a *")
+    assert not table.loc[0.01, "baseline"].endswith("*")
