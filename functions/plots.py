@@ -110,13 +110,16 @@ def ordered_conditions(conditions: Iterable[str]) -> list[str]:
 def describe_setting(df: pd.DataFrame) -> str:
     """One line naming the setting of ``df``: study, condition(s), architecture, pooling, lr.
 
-    A column with several values lists them joined by ``/``; missing columns are left out.
+    A column with several values lists them joined by ``/`` (more than two studies are counted instead);
+    missing columns are left out.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     parts = []
     studies = _values(df, "study")
-    if studies:
+    if len(studies) > 2:  # each panel names its own study; the title would overflow
+        parts.append(f"{len(studies)} studies")
+    elif studies:
         parts.append(_joined(sorted(map(str, studies))))
     conditions = [c for c in _values(df, "condition") if c != "baseline"] or _values(df, "condition")
     if len(conditions) == 1:
