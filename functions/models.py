@@ -50,7 +50,66 @@ class Head(nn.Module):
         return self.fc_2(self.act(x)) if self.fc_2 is not None else x
 
 
-class CustomCNN(nn.Module):
+class BlockNet(nn.Module):
+    """Conv blocks + a head, the interface every condition relies on (cut points count blocks).
+
+    Subclasses build ``self.blocks`` (an ``nn.ModuleList``), ``self.head`` and set ``in_channels``,
+    ``image_size``, ``hidden`` and ``activation``; ``head_class`` and :meth:`head_features` say how the
+    last block's activations reach the head's linear layer.
+    """
+
+    head_class: type[nn.Module] = Head
+
+    @property
+    def depth(self) -> int:
+        """Number of blocks (what cut points count)."""
+        return len(self.blocks)
+
+    @property
+    def num_classes(self) -> int:
+        return (self.head.fc_2 or self.head.fc).out_features
+
+    @staticmethod
+    def _run(h: torch.Tensor, blocks) -> torch.Tensor:
+        for block in blocks:
+            h = block(h)
+        return h
+
+    def head_features(self, h: torch.Tensor) -> torch.Tensor:
+        """The last block's output as the head's linear layer sees it (here: flattened)."""
+        return h.flatten(1)
+
+    def head_in_features(self) -> int:
+        """Input size of the head, from a dummy forward pass (no arithmetic to keep in sync)."""
+        with torch.no_grad():
+            x = torch.zeros(1, self.in_channels, self.image_size, self.image_size)
+            return self.head_features(self._run(x, self.blocks)).shape[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(x, 0)
+
+    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        """Run blocks ``[start, depth)`` and the head on activations ``h`` (output of block start−1)."""
+        return self.head(self._run(h, self.blocks[start:]))
+
+    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every block, in order."""
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x)
+        return outs
+
+    def make_head(self, num_classes: int) -> nn.Module:
+        """A fresh head sized for the current blocks (called after cutting)."""
+        return self.head_class(self.head_in_features(), num_classes, self.hidden, self.activation)
+
+    def head_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Features entering the head's linear layer."""
+        return self.head_features(self._run(x, self.blocks))
+
+
+class CustomCNN(BlockNet):
     """The study's CNN: ``depth`` conv blocks of ``num_channels`` and a linear head, logits out."""
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, depth: int = 6,
@@ -76,49 +135,6 @@ class CustomCNN(nn.Module):
         return cls(in_channels, image_size, num_classes, f["depth"], f["num_channels"], f["kernel_size"],
                    f["activation_function"], f["use_pooling"], f["pooling_every_n_layers"],
                    f["pooling_stride"], f["two_linear_layers"], f["hidden_dim_lin"])
-
-    @property
-    def depth(self) -> int:
-        return len(self.blocks)
-
-    @property
-    def num_classes(self) -> int:
-        return (self.head.fc_2 or self.head.fc).out_features
-
-    def head_in_features(self) -> int:
-        """Flattened size after the blocks, from a dummy forward pass (no arithmetic to keep in sync)."""
-        with torch.no_grad():
-            x = torch.zeros(1, self.in_channels, self.image_size, self.image_size)
-            for block in self.blocks:
-                x = block(x)
-        return x[0].numel()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_from(x, 0)
-
-    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
-        """Run blocks ``[start, depth)`` and the head on activations ``h`` (output of block start−1)."""
-        for block in self.blocks[start:]:
-            h = block(h)
-        return self.head(h)
-
-    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The output of every block, in order."""
-        outs = []
-        for block in self.blocks:
-            x = block(x)
-            outs.append(x)
-        return outs
-
-    def make_head(self, num_classes: int) -> nn.Module:
-        """A fresh head sized for the current blocks (called after cutting)."""
-        return Head(self.head_in_features(), num_classes, self.hidden, self.activation)
-
-    def head_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Flattened features entering the head."""
-        for block in self.blocks:
-            x = block(x)
-        return x.flatten(1)
 
 
 class Suffix(nn.Module):

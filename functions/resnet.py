@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import ACTIVATION_CLASSES, Head
+from .models import ACTIVATION_CLASSES, BlockNet, Head
 
 RESNET_DEPTHS = (3, 5, 7)  # conv layers: the stem + 1, 2 or 3 residual pairs
 
@@ -66,8 +66,10 @@ class PooledHead(Head):
         return super().forward(x.mean(dim=(2, 3)) if x.dim() == 4 else x)
 
 
-class ResNet(nn.Module):
-    """Stem + residual pairs + global average pooling, exposing CustomCNN's block/head interface."""
+class ResNet(BlockNet):
+    """Stem + residual pairs + global average pooling, with CustomCNN's block/head interface."""
+
+    head_class = PooledHead
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, depth: int = 5,
                  num_channels: int = 16, kernel_size: int = 3, activation: str = "ReLU",
@@ -102,48 +104,9 @@ class ResNet(nn.Module):
                    f["pooling_stride"], f["two_linear_layers"], f["hidden_dim_lin"])
 
     @property
-    def depth(self) -> int:
-        """Number of blocks (what cut points count), not conv layers."""
-        return len(self.blocks)
-
-    @property
     def conv_layers(self) -> int:
         return 1 + 2 * (len(self.blocks) - 1)
 
-    @property
-    def num_classes(self) -> int:
-        return (self.head.fc_2 or self.head.fc).out_features
-
-    def _features(self, x: torch.Tensor, blocks) -> torch.Tensor:
-        for block in blocks:
-            x = block(x)
-        return x
-
-    def head_in_features(self) -> int:
-        """Channels of the last block (global average pooling leaves one value per channel)."""
-        with torch.no_grad():
-            x = torch.zeros(1, self.in_channels, self.image_size, self.image_size)
-            return self._features(x, self.blocks).shape[1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_from(x, 0)
-
-    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
-        """Run blocks ``[start, depth)`` and the head on activations ``h`` (output of block start−1)."""
-        return self.head(self._features(h, self.blocks[start:]))
-
-    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The output of every block, in order."""
-        outs = []
-        for block in self.blocks:
-            x = block(x)
-            outs.append(x)
-        return outs
-
-    def make_head(self, num_classes: int) -> nn.Module:
-        """A fresh head sized for the current blocks (called after cutting)."""
-        return PooledHead(self.head_in_features(), num_classes, self.hidden, self.activation)
-
-    def head_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Features entering the head's linear layer: the channel means of the last block."""
-        return self._features(x, self.blocks).mean(dim=(2, 3))
+    def head_features(self, h: torch.Tensor) -> torch.Tensor:
+        """The channel means of the last block (global average pooling)."""
+        return h.mean(dim=(2, 3))
