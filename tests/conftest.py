@@ -13,6 +13,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_ROOT = REPO / "tests" / "_data"
@@ -102,3 +103,22 @@ def pytest_configure(config):
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def make_digits_config(root, **overrides):
+    """A study that trains in seconds: scikit-learn's digits, 3 blocks × 6 channels, the smoke profile."""
+    from functions.config import StudyConfig
+
+    settings = dict(source_dataset="digits", target_dataset="digits", depth=3, num_channels=6,
+                    pooling_every_n_layers=2, num_train=6, early_stop_patience=3, batch_size=64,
+                    lr_pretrain=3e-3, lr_fine_tune=3e-3, percentages=[0.1, 0.5], repeats=2,
+                    train_limit=None, test_limit=None, results_dir=str(Path(root) / "results"),
+                    pretrained_dir=str(Path(root) / "pretrained"))
+    settings.update(overrides)
+    return StudyConfig.from_profile("smoke", **settings)
+
+
+@pytest.fixture(scope="session")
+def digits_config():
+    """``digits_config(root, **overrides)``: the tests' seconds-fast StudyConfig (see make_digits_config)."""
+    return make_digits_config

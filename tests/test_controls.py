@@ -9,24 +9,13 @@ import pytest
 import torch
 
 import functions.controls as controls
-from functions.config import StudyConfig
 from functions.experiments import CONDITIONS, PrefixCache, RunSpec, Study
 
 
-def tiny_config(tmp_path, **kw):
-    settings = dict(source_dataset="digits", target_dataset="digits", depth=3, num_channels=6,
-                    pooling_every_n_layers=2, num_train=4, early_stop_patience=3, batch_size=64,
-                    lr_pretrain=3e-3, lr_fine_tune=3e-3, percentages=[0.2, 0.5], repeats=2,
-                    train_limit=None, test_limit=None, results_dir=str(tmp_path / "results"),
-                    pretrained_dir=str(tmp_path / "pretrained"))
-    settings.update(kw)
-    return StudyConfig.from_profile("smoke", **settings)
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, digits_config):
     tmp = tmp_path_factory.mktemp("controls")
-    s = Study(tiny_config(tmp), root=tmp, verbose=False, record_history=True)
+    s = Study(digits_config(tmp, num_train=4, percentages=[0.2, 0.5]), root=tmp, verbose=False, record_history=True)
     _ = s.pretrained, s.pretrained_b
     return s
 

@@ -28,16 +28,6 @@ CONDITIONS = ("baseline", "FR")
 METRICS = ("train_acc", "val_acc", "test_acc", "epochs", "best_epoch", "n_train", "seed")
 
 
-def tiny_config(tmp, name, **kw):
-    settings = dict(source_dataset="digits", target_dataset="digits", depth=2, num_channels=6,
-                    pooling_every_n_layers=1, num_train=6, early_stop_patience=3, batch_size=64,
-                    lr_pretrain=3e-3, lr_fine_tune=3e-3, percentages=[0.1, 0.5], repeats=2,
-                    train_limit=None, test_limit=None, results_dir=str(tmp / name),
-                    pretrained_dir=str(tmp / "pretrained"))
-    settings.update(kw)
-    return StudyConfig.from_profile("smoke", **settings)
-
-
 def outcome(rows):
     return {r["key"]: tuple(r[m] for m in METRICS) for r in rows}
 
@@ -63,7 +53,15 @@ def tmp(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp):
+def tiny_config(digits_config):
+    """Configs of one module-wide digits study (2 blocks, pool every block), each with its own store."""
+    def make(tmp, name, **overrides):
+        return digits_config(tmp, depth=2, pooling_every_n_layers=1, results_dir=str(tmp / name), **overrides)
+    return make
+
+
+@pytest.fixture(scope="module")
+def reference(tmp, tiny_config):
     """The grid run in this process: what every executor must reproduce."""
     study = Study(tiny_config(tmp, "in_process"), root=tmp, verbose=False)
     _ = study.pretrained  # pretrained once here; the other studies load it from pretrained_dir
@@ -78,7 +76,7 @@ def client():
 
 
 # ----------------------------------------------------------------------------- without a cluster
-def test_plan_tasks_batches_small_fractions_and_covers_every_run(tmp, reference):
+def test_plan_tasks_batches_small_fractions_and_covers_every_run(tmp, reference, tiny_config):
     study = Study(tiny_config(tmp, "plan", percentages=[0.02, 0.5, 1.0], repeats=[6, 3, 2]), root=tmp,
                   verbose=False)
     specs = study.plan(CONDITIONS)
@@ -96,7 +94,7 @@ def test_plan_tasks_batches_small_fractions_and_covers_every_run(tmp, reference)
         plan_tasks(study, specs, repeats_per_task=0)
 
 
-def test_shared_prefixes_match_the_in_process_cache_and_are_computed_once(tmp, reference):
+def test_shared_prefixes_match_the_in_process_cache_and_are_computed_once(tmp, reference, tiny_config):
     study = Study(tiny_config(tmp, "prefixes"), root=tmp, verbose=False)
     shared, fr = SharedPrefixes(study), REGISTERED["FR"]
     specs = [RunSpec("FR", 0.5, 2, r) for r in range(2)]
@@ -115,7 +113,7 @@ def test_shared_prefixes_match_the_in_process_cache_and_are_computed_once(tmp, r
     assert shared.task_cache(REGISTERED["UR"], specs) is None  # fine-tuned prefix: nothing to cache
 
 
-def test_a_worker_builds_the_study_once_and_writes_nothing(tmp, reference):
+def test_a_worker_builds_the_study_once_and_writes_nothing(tmp, reference, tiny_config):
     study = Study(tiny_config(tmp, "worker"), root=tmp, verbose=False)
     specs = study.plan(CONDITIONS)
     key, blob = pack_context(worker_context(study, specs))
@@ -144,7 +142,7 @@ def test_make_executor_rejects_bad_arguments():
         run_with_executor(Study.__new__(Study), [RunSpec("baseline", 0.1, -1, 0)], executor="cluster")
 
 
-def test_process_pool_reproduces_in_process_results(tmp, reference):
+def test_process_pool_reproduces_in_process_results(tmp, reference, tiny_config):
     study = Study(tiny_config(tmp, "pool"), root=tmp, verbose=False)
     pool = make_executor(kind="process", n_workers=2)
     assert isinstance(pool, concurrent.futures.ProcessPoolExecutor)
@@ -155,7 +153,7 @@ def test_process_pool_reproduces_in_process_results(tmp, reference):
 
 
 # ----------------------------------------------------------------------------- on a LocalCluster
-def test_local_cluster_reproduces_in_process_results(tmp, reference, client):
+def test_local_cluster_reproduces_in_process_results(tmp, reference, tiny_config, client):
     assert len(client.nthreads()) == 2
     study = Study(tiny_config(tmp, "dask"), root=tmp, verbose=False)
     df = study.run(CONDITIONS, progress=False, executor=client)
@@ -165,7 +163,7 @@ def test_local_cluster_reproduces_in_process_results(tmp, reference, client):
     assert client.run(lambda: len(distributed._STATES)) == dict.fromkeys(client.nthreads(), 0)  # freed
 
 
-def test_worker_killed_mid_grid_is_retried_without_duplicates(tmp, reference, client):
+def test_worker_killed_mid_grid_is_retried_without_duplicates(tmp, reference, tiny_config, client):
     study = Study(tiny_config(tmp, "killed"), root=tmp, verbose=False)
     pids_before = client.run(os.getpid)
     killed = {}
@@ -198,7 +196,7 @@ def test_worker_killed_mid_grid_is_retried_without_duplicates(tmp, reference, cl
     assert set(client.run(os.getpid).values()) - set(pids_before.values())
 
 
-def test_crashed_client_resumes_the_grid(tmp, reference, client):
+def test_crashed_client_resumes_the_grid(tmp, reference, tiny_config, client):
     cfg = tiny_config(tmp, "crashed")
     script = textwrap.dedent(f"""
         from distributed import Client

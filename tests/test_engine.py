@@ -15,20 +15,10 @@ from functions.experiments import RunSpec, Study
 from functions.store import ResultsStore
 
 
-def tiny_config(tmp_path, **kw):
-    settings = dict(source_dataset="digits", target_dataset="digits", depth=3, num_channels=6,
-                    pooling_every_n_layers=2, num_train=6, early_stop_patience=3, batch_size=64,
-                    lr_pretrain=3e-3, lr_fine_tune=3e-3, percentages=[0.1, 0.5], repeats=2,
-                    train_limit=None, test_limit=None, results_dir=str(tmp_path / "results"),
-                    pretrained_dir=str(tmp_path / "pretrained"))
-    settings.update(kw)
-    return StudyConfig.from_profile("smoke", **settings)
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, digits_config):
     tmp = tmp_path_factory.mktemp("engine")
-    s = Study(tiny_config(tmp), root=tmp, verbose=False)
+    s = Study(digits_config(tmp), root=tmp, verbose=False)
     _ = s.pretrained
     return s
 
@@ -64,8 +54,8 @@ def test_plan_uses_baseline_for_cut0_with_reinit(study):
     assert sum(s.condition == "FR" for s in specs) == 4 * 3
 
 
-def test_grid_resumes_without_duplicates_after_truncated_line(tmp_path):
-    cfg = tiny_config(tmp_path, depth=2, percentages=[0.1], repeats=2)
+def test_grid_resumes_without_duplicates_after_truncated_line(tmp_path, digits_config):
+    cfg = digits_config(tmp_path, depth=2, percentages=[0.1], repeats=2)
     s = Study(cfg, root=tmp_path, verbose=False)
     df = s.run(("baseline", "FR"), progress=False)
     assert len(df) == 2 + 2 * 2
@@ -87,17 +77,17 @@ def test_corrupt_middle_line_is_an_error(tmp_path):
         ResultsStore(path)
 
 
-def test_kill_9_then_rerun_redoes_nothing(tmp_path):
+def test_kill_9_then_rerun_redoes_nothing(tmp_path, digits_config):
     """A real SIGKILL during a grid: rerunning completes it with every key exactly once."""
     script = textwrap.dedent(f"""
         import torch; torch.set_num_threads(1)
         from functions.config import StudyConfig
         from functions.experiments import Study
-        cfg = StudyConfig.from_json({json.dumps(tiny_config(tmp_path, repeats=3).to_json())})
+        cfg = StudyConfig.from_json({json.dumps(digits_config(tmp_path, repeats=3).to_json())})
         Study(cfg, root={str(tmp_path)!r}, verbose=False).run(("baseline", "FR"), progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
-    cfg = tiny_config(tmp_path, repeats=3)
+    cfg = digits_config(tmp_path, repeats=3)
     store = Study(cfg, root=tmp_path, verbose=False).store_path()
     deadline = time.time() + 120
     while time.time() < deadline and (not store.exists() or len(store.read_text().splitlines()) < 3):
