@@ -14,7 +14,6 @@ Data: ``$TL_STUDY_DATA`` (MNIST in torchvision's layout). Prints progress and a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -26,6 +25,7 @@ import torch
 from functions.config import StudyConfig
 from functions.distributed import available_cores, make_executor
 from functions.experiments import Study
+from report import emit  # benchmarks/report.py: this script's folder is on sys.path
 
 CACHE = Path(__file__).resolve().parent / "_cache"
 CONDITIONS = ("baseline", "FR")
@@ -87,10 +87,7 @@ def main() -> None:
               "quick": args.quick, "n_runs": len(reference), "cores": available_cores(),
               "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
               "in_process": {**local, "torch_threads": args.threads}, "local_cluster": clusters}
-    line = json.dumps(result)
-    print(line)
-    if args.out:
-        Path(args.out).write_text(line + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

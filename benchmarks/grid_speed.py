@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
@@ -26,10 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from functions.config import StudyConfig
-from functions.data import balanced_subset, select_classes, stable_seed, subset_seed, _stratified_cut
+from functions.data import balanced_subset, stable_seed, subset_seed, _stratified_cut
 from functions.experiments import RunSpec, Study, group_for_cache, new_model
 from functions.models import CustomCNN, cut
 from functions.training import Tensors, fit
+from report import emit  # benchmarks/report.py: this script's folder is on sys.path
 
 CACHE = Path(__file__).resolve().parent / "_cache"
 
@@ -246,10 +246,7 @@ def main() -> None:
               "max_abs_median_diff": round(max(diffs), 4) if diffs else None,
               "per_cut": per_cut, "matmul_gflops": round(gflops, 1), "runs": len(specs),
               "quick": args.quick, "threads": args.threads, "device": "cpu"}
-    line = json.dumps(result)
-    print(line)
-    if args.out:
-        Path(args.out).write_text(line + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,14 @@ class BlockNet(nn.Module):
 
     head_class: type[nn.Module] = Head
 
+    @classmethod
+    def from_config(cls, cfg, in_channels: int, image_size: int, num_classes: int) -> "BlockNet":
+        """Build from a StudyConfig's model fields (subclasses share the constructor's signature)."""
+        f = cfg.model_fields()
+        return cls(in_channels, image_size, num_classes, f["depth"], f["num_channels"], f["kernel_size"],
+                   f["activation_function"], f["use_pooling"], f["pooling_every_n_layers"],
+                   f["pooling_stride"], f["two_linear_layers"], f["hidden_dim_lin"])
+
     @property
     def depth(self) -> int:
         """Number of blocks (what cut points count)."""
@@ -126,15 +134,7 @@ class CustomCNN(BlockNet):
             blocks.append(ConvBlock(in_channels if i == 0 else num_channels, num_channels, kernel_size,
                                     activation, pool))
         self.blocks = nn.ModuleList(blocks)
-        self.head = Head(self.head_in_features(), num_classes, self.hidden, activation)
-
-    @classmethod
-    def from_config(cls, cfg, in_channels: int, image_size: int, num_classes: int) -> "CustomCNN":
-        """Build from a StudyConfig's model fields."""
-        f = cfg.model_fields()
-        return cls(in_channels, image_size, num_classes, f["depth"], f["num_channels"], f["kernel_size"],
-                   f["activation_function"], f["use_pooling"], f["pooling_every_n_layers"],
-                   f["pooling_stride"], f["two_linear_layers"], f["hidden_dim_lin"])
+        self.head = self.make_head(num_classes)
 
 
 class Suffix(nn.Module):

@@ -67,7 +67,11 @@ class PooledHead(Head):
 
 
 class ResNet(BlockNet):
-    """Stem + residual pairs + global average pooling, with CustomCNN's block/head interface."""
+    """Stem + residual pairs + global average pooling, with CustomCNN's block/head interface.
+
+    ``depth`` counts conv layers (3, 5 or 7: the stem plus two per residual pair), so ``from_config``
+    takes ``cfg.depth`` as it is; :attr:`depth` afterwards counts blocks, which is what cuts count.
+    """
 
     head_class = PooledHead
 
@@ -93,15 +97,7 @@ class ResNet(BlockNet):
                 size = (size - 2) // pool + 1
             blocks.append(ResidualBlock(num_channels, kernel_size, activation, pool))
         self.blocks = nn.ModuleList(blocks)
-        self.head = PooledHead(self.head_in_features(), num_classes, self.hidden, activation)
-
-    @classmethod
-    def from_config(cls, cfg, in_channels: int, image_size: int, num_classes: int) -> "ResNet":
-        """Build from a StudyConfig's model fields (``cfg.depth`` counts conv layers: 3, 5 or 7)."""
-        f = cfg.model_fields()
-        return cls(in_channels, image_size, num_classes, f["depth"], f["num_channels"], f["kernel_size"],
-                   f["activation_function"], f["use_pooling"], f["pooling_every_n_layers"],
-                   f["pooling_stride"], f["two_linear_layers"], f["hidden_dim_lin"])
+        self.head = self.make_head(num_classes)
 
     @property
     def conv_layers(self) -> int:

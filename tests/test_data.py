@@ -1,5 +1,4 @@
 """Data: class split + relabel, disjoint train/val/test, balanced seeded subsets, real loaders."""
-import numpy as np
 import pytest
 import torch
 

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from functions import distributed
-from functions.config import StudyConfig
 from functions.distributed import (SharedPrefixes, make_executor, pack_context, plan_tasks, run_batch,
                                    run_with_executor, worker_context)
 from functions.experiments import CONDITIONS as REGISTERED

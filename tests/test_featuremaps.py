@@ -1,9 +1,7 @@
 """Feature-map training: streaming shapes and labels, one batch at a time, m2→m1 transfer, FGSM."""
-import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from functions import featuremaps as fm
