@@ -13,12 +13,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .coerce import CoercionError, coerce_fields
+
 ACTIVATIONS = ("ReLU", "GELU", "SiLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Mish")
 DATASETS = ("MNIST", "FashionMNIST", "CIFAR10", "digits")
 DEVICES = ("cpu", "cuda", "auto")
 ARCHITECTURES = ("CustomCNN", "ResNet")
 PROFILES = ("smoke", "cpu", "paper")
-CONDITIONS = ("FR", "F", "UR", "U", "FT", "UT")
+PROTOCOLS = ("original", "steps", "realistic")
 
 # Shape (channels, height, width) and class count of every supported dataset.
 DATASET_SHAPES = {
@@ -80,6 +82,18 @@ class StudyConfig:
     batch_size: int = 4096
     val_split: float = 0.1
     generate_dataset_seed: int = 42
+    # fine-tuning protocol (pretraining always uses "original"): see README "Protocols"
+    #   original  — epochs; patience in epochs; validation = val_split of the whole training split
+    #   steps     — a budget of optimizer steps (min_steps..max_steps), validation every eval_every steps,
+    #               patience counted in evaluations; validation as in original
+    #   realistic — the steps budget; validation carved from the run's own labelled subset
+    #               (subset_val_fraction of it, >= 1 image per class); 0 = no validation: min_steps, last state
+    protocol: str = "original"
+    min_steps: int = 500
+    max_steps: int = 2000
+    eval_every: int = 25
+    subset_val_fraction: float = 0.2
+    lr_grid: list[float] | None = None  # e.g. [3e-4, 1e-3, 3e-3]: each arm picks its lr on its own validation
     # transfer condition
     freeze: bool = True
     reinit: bool = True
@@ -163,6 +177,7 @@ class StudyConfig:
         _check_choice("activation_function", self.activation_function, ACTIVATIONS)
         _check_choice("device", self.device, DEVICES)
         _check_choice("architecture", self.architecture, ARCHITECTURES)
+        _check_choice("protocol", self.protocol, PROTOCOLS)
         if self.device == "cuda":
             import torch
 
@@ -179,25 +194,42 @@ class StudyConfig:
             _check_int_at_least(name, getattr(self, name), 1)
         _check_int_at_least("early_stop_patience", self.early_stop_patience, 1)
         for name in ("lr_pretrain", "lr_fine_tune"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if not 0 < self.val_split < 1:
+            _check_positive_finite(name, getattr(self, name))
+        if not isinstance(self.val_split, (int, float)) or not 0 < self.val_split < 1:
             raise ConfigError(f"val_split must lie in (0, 1), got {self.val_split!r}")
+        self._validate_protocol()
         self._validate_grid()
         self._validate_pooling()
         if self.cache_budget_gb < 0:
             raise ConfigError(f"cache_budget_gb must be >= 0, got {self.cache_budget_gb!r}")
+        n_classes = max(len(self.pre_train_classes), len(self.fine_tune_classes))
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
-            if value is not None:
-                _check_int_at_least(name, value, 1)
+            if value is not None:  # a stratified slice needs at least one image of every class
+                _check_int_at_least(name, value, n_classes)
         if check_data:
             from .data import check_available
 
             for name in {self.source_dataset, self.target_dataset}:
                 check_available(name, self.resolved_data_root(), self.download)
         return self
+
+    def _validate_protocol(self) -> None:
+        for name in ("min_steps", "max_steps", "eval_every"):
+            _check_int_at_least(name, getattr(self, name), 1)
+        if self.max_steps < self.min_steps:
+            raise ConfigError(f"max_steps ({self.max_steps}) must be >= min_steps ({self.min_steps})")
+        value = self.subset_val_fraction
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ConfigError(f"subset_val_fraction must lie in [0, 1), got {value!r}")
+        if self.lr_grid is not None:
+            if not isinstance(self.lr_grid, (list, tuple)) or not self.lr_grid:
+                raise ConfigError(f"lr_grid must be None or a non-empty list of learning rates, got {self.lr_grid!r}")
+            for lr in self.lr_grid:
+                _check_positive_finite("lr_grid", lr)
+            if self.protocol == "realistic" and self.subset_val_fraction == 0:
+                raise ConfigError("lr_grid needs a validation split to choose with; with protocol='realistic' "
+                                  "set subset_val_fraction > 0 (allowed: (0, 1)) or lr_grid=None")
 
     def _validate_classes(self) -> None:
         for name, dataset in (("pre_train_classes", self.source_dataset),
@@ -238,9 +270,16 @@ class StudyConfig:
         for r in counts:
             if not isinstance(r, int) or r < 1:
                 raise ConfigError(f"repeats must be >= 1, got {r!r}")
-        for k in self.cuts or []:
-            if not isinstance(k, int) or not 0 <= k <= self.num_blocks():
+        if self.cuts is None:
+            return
+        if not isinstance(self.cuts, (list, tuple)) or len(self.cuts) == 0:
+            raise ConfigError(f"cuts must be None (every cut 0..{self.num_blocks()}) or a non-empty list of "
+                              f"cuts, got {self.cuts!r}")
+        for k in self.cuts:
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= self.num_blocks():
                 raise ConfigError(f"cuts: cut {k!r} is outside the allowed range 0..{self.num_blocks()} (blocks)")
+        if len(set(self.cuts)) != len(self.cuts):
+            raise ConfigError(f"cuts lists a cut twice: {self.cuts}")
 
     def _validate_pooling(self) -> None:
         _, size, _ = DATASET_SHAPES[self.source_dataset]
@@ -300,9 +339,9 @@ class StudyConfig:
                 unknown.append(key)
         if unknown and strict:
             raise ConfigError(f"unknown config field(s) {unknown}; allowed: {sorted(known)}")
-        if kwargs.get("truncate") is None:
-            kwargs.pop("truncate", None)  # the original wrote null for "not truncated"
-        return cls(**kwargs)
+        if "truncate" in kwargs and kwargs["truncate"] is None:
+            kwargs.pop("truncate")  # the original wrote null for "not truncated"
+        return cls(**_coerced(kwargs))
 
     @classmethod
     def from_json(cls, path_or_text: str | os.PathLike) -> "StudyConfig":
@@ -336,7 +375,7 @@ class StudyConfig:
             raise ConfigError(f"unknown config field(s) {unknown}; allowed: {sorted(known)}")
         if "activation_function" in changes:
             changes["activation_function"] = parse_activation(changes["activation_function"])
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **_coerced(changes))
 
 
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
@@ -397,6 +436,15 @@ def parse_activation(value: Any) -> str:
     return lookup[name.lower()]
 
 
+def _coerced(values: dict[str, Any]) -> dict[str, Any]:
+    """Field values converted to their declared types (papermill passes ``false`` and ``[0.1]`` as
+    strings); a value that cannot be converted is a ConfigError naming the field and the expected type."""
+    try:
+        return coerce_fields(StudyConfig, values)
+    except CoercionError as err:
+        raise ConfigError(str(err)) from err
+
+
 def _classes_str(classes: list[int]) -> str:
     """``[0,1,2,3,4]`` → ``0-4``; non-contiguous lists are comma separated."""
     cs = list(classes)
@@ -408,6 +456,11 @@ def _classes_str(classes: list[int]) -> str:
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} {value!r} is unknown; allowed: {list(allowed)}")
+
+
+def _check_positive_finite(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _check_int_at_least(name: str, value: Any, low: int) -> None:

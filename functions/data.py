@@ -6,6 +6,7 @@ tensors. Nothing per item runs in a training loop.
 from __future__ import annotations
 
 import functools
+import hashlib
 import pickle
 import socket
 import zlib
@@ -108,12 +109,100 @@ def check_available(name: str, root: Path, download: bool | None = None) -> None
             "or set TL_STUDY_DATA / data_root to the folder that holds them.")
 
 
+# ----------------------------------------------------------------------------- identity
+# dataset_identity() of the files a torchvision download produces (its canonical MNIST/FashionMNIST
+# raw files and CIFAR-10 python batches). A fingerprint adds the identity only when it differs from
+# these, so result stores written before identities existed keep their hashes. The values equal
+# _identity_of_md5s() over the published MD5s of the uncompressed files (tests check this); the
+# MNIST/FashionMNIST ones were also computed from verified copies of the real files; digits is the
+# copy embedded in scikit-learn (its labels and pixels, see _digits_identity).
+CANONICAL_IDENTITY = {
+    "MNIST": "d7d0b933fbb4754c8f1852e980283a942878370f",
+    "FashionMNIST": "cfea3122e830470b97d24b2ac58c123c74689c90",
+    "CIFAR10": "d80450a5bf5d01e5f8fc91b8dbc994dd338feff2",
+    "digits": "592509b9128ea130b9ab8783bda8d7351bfb17c2",
+}
+
+
+def dataset_identity(name: str, root: str | Path | None = None) -> str:
+    """A hex identity of the data ``name`` would be read from under ``root`` (cached per file state).
+
+    sha1 over every needed file's name and MD5 (about 0.1 s for MNIST, 0.3 s for CIFAR-10, once per
+    process while the files are unchanged). When a file is missing the loader downloads torchvision's
+    canonical files, so the identity is the canonical one (``canonical:<name>`` if none is known).
+    """
+    if name not in DATASETS:
+        raise ConfigError(f"dataset {name!r} is unknown; allowed: {list(DATASETS)}")
+    if name == "digits":
+        return _digits_identity()
+    signature = _files_signature(name, default_data_root(root).resolve())
+    if any(size is None for _, _, size in signature):
+        return CANONICAL_IDENTITY.get(name, f"canonical:{name}")
+    return _files_identity(signature)
+
+
+def is_canonical(name: str, root: str | Path | None = None) -> bool:
+    """Whether ``name`` under ``root`` is (or would be downloaded as) torchvision's canonical release."""
+    return dataset_identity(name, root) == CANONICAL_IDENTITY.get(name, f"canonical:{name}")
+
+
+def _identity_of_md5s(pairs) -> str:
+    """sha1 over ``"<file name> <md5>\\n"`` lines, so a published MD5 table yields the same identity."""
+    return hashlib.sha1("".join(f"{fname} {md5}\n" for fname, md5 in pairs).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _files_identity(signature: tuple) -> str:
+    """Identity of the files in a _files_signature; the mtimes/sizes in the key expire stale entries."""
+    return _identity_of_md5s((Path(path).name, _md5(Path(path))) for path, _, _ in signature)
+
+
+def _md5(path: Path, chunk: int = 1 << 20) -> str:
+    """MD5 of a file, read in chunks (CIFAR batches are 30 MB each)."""
+    digest = hashlib.md5(usedforsecurity=False)  # an identity, not security: FIPS builds allow it
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_identity() -> str:
+    """sha1 of scikit-learn's digits images and labels (fixed dtypes: platform-independent)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    digest = hashlib.sha1(repr((bunch.images.shape, bunch.target.shape)).encode())
+    digest.update(bunch.images.astype("<f8").tobytes())
+    digest.update(bunch.target.astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------- loading
-@functools.lru_cache(maxsize=8)
+class DataFileError(ValueError):
+    """A dataset file exists but cannot be used; the message names the file and what is wrong."""
+
+    def __init__(self, path: str | Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+
+
 def load_dataset(name: str, root: str | Path | None = None, download: bool | None = None) -> RawDataset:
-    """Read a whole dataset into uint8 tensors (cached per process)."""
-    root = default_data_root(root)
+    """Read a whole dataset into uint8 tensors (cached per process while its files stay unchanged).
+
+    Raises ConfigError when the files are missing and cannot be downloaded, DataFileError when a file
+    is damaged; both happen here, i.e. before any training starts.
+    """
+    root = default_data_root(root).resolve()
     check_available(name, root, download)
+    # The files' mtimes and sizes are part of the key: data fixed or replaced in place is re-read
+    # (and agrees with dataset_identity) instead of the stale tensors being served.
+    return _load_cached(name, root, _files_signature(name, root))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, root: Path, signature: tuple) -> RawDataset:
+    """The uncached read behind load_dataset; exceptions propagate and are never cached."""
     if name in ("MNIST", "FashionMNIST"):
         x_train, y_train, x_test, y_test = _load_idx(name, root)
     elif name == "CIFAR10":
@@ -124,13 +213,62 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool | Non
     return RawDataset(name, x_train, y_train, x_test, y_test, CLASS_NAMES[name], mean, std)
 
 
+load_dataset.cache_clear = _load_cached.cache_clear  # the public function used to be the lru_cache
+
+
+def _files_signature(name: str, root: Path) -> tuple:
+    """(path, mtime_ns, size) of every file ``name`` needs; None for a missing file."""
+    signature = []
+    for path in dataset_files(name, root):
+        try:
+            st = path.stat()
+            signature.append((str(path), st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            signature.append((str(path), None, None))
+    return tuple(signature)
+
+
+# IDX element-type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes are MNIST-like.
+_IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float",
+              0x0E: "double"}
+
+
 def _read_idx(path: Path) -> torch.Tensor:
-    """One IDX file (big-endian header, uint8 payload) as a tensor."""
+    """One IDX file (big-endian header, uint8 payload) as a tensor; DataFileError when it is damaged."""
     data = path.read_bytes()
-    ndim = data[3]
+    ndim = _check_idx_magic(path, data)
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataFileError(path, f"truncated IDX header: {ndim} dimensions need {header} header bytes, "
+                                  f"the file has {len(data)}")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    expected, actual = int(np.prod(shape)), len(data) - header
+    if actual != expected:
+        what = "truncated IDX file" if actual < expected else "IDX file has trailing bytes"
+        raise DataFileError(path, f"{what}: the header's dims {'×'.join(map(str, shape))} need {expected} "
+                                  f"bytes of data, but {actual} follow the {header}-byte header")
+    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
     return torch.from_numpy(array.copy())
+
+
+def _check_idx_magic(path: Path, data: bytes) -> int:
+    """The number of dimensions from an IDX magic number ``00 00 08 ndim``; DataFileError otherwise."""
+    if not data:
+        raise DataFileError(path, "empty file (0 bytes); expected an IDX file")
+    if len(data) < 4:
+        raise DataFileError(path, f"truncated IDX header: {len(data)} bytes, the magic number alone needs 4")
+    if data[:2] == b"\x1f\x8b":  # torchvision keeps the .gz next to the raw file; easy to mix up
+        raise DataFileError(path, "is gzip-compressed; expected the uncompressed IDX file (gunzip it)")
+    if data[:2] != b"\0\0":
+        raise DataFileError(path, f"not an IDX file: magic number 0x{data[:4].hex()} does not start "
+                                  "with two zero bytes (expected 0x000008 followed by the number of dims)")
+    if data[2] != 0x08:
+        kind = _IDX_TYPES.get(data[2], "unknown")
+        raise DataFileError(path, f"IDX magic number 0x{data[:4].hex()}: element type 0x{data[2]:02x} "
+                                  f"({kind}) is not supported; expected 0x08 (unsigned byte)")
+    if data[3] == 0:
+        raise DataFileError(path, "IDX header says 0 dimensions")
+    return data[3]
 
 
 def _load_idx(name: str, root: Path):
@@ -141,8 +279,46 @@ def _load_idx(name: str, root: Path):
 
         getattr(torchvision.datasets, name)(str(root), train=True, download=True)
         getattr(torchvision.datasets, name)(str(root), train=False, download=True)
-    x_train, y_train, x_test, y_test = (_read_idx(raw / f) for f in _IDX_FILES)
-    return x_train[:, None], y_train.long(), x_test[:, None], y_test.long()
+    num_classes = len(CLASS_NAMES[name])
+    out = []
+    for images_name, labels_name in (_IDX_FILES[:2], _IDX_FILES[2:]):
+        images_path, labels_path = raw / images_name, raw / labels_name
+        x, y = _read_idx(images_path), _read_idx(labels_path)
+        _check_idx_pair(images_path, labels_path, x, y, num_classes)
+        out += [x[:, None], y.long()]
+    return tuple(out)
+
+
+def _check_idx_pair(images_path: Path, labels_path: Path, x: torch.Tensor, y: torch.Tensor,
+                    num_classes: int) -> None:
+    """Images ``[N, H, W]`` and labels ``[N]`` in ``0..num_classes-1``; DataFileError otherwise."""
+    if x.dim() != 3:
+        raise DataFileError(images_path, f"an images file needs 3 dimensions (count, height, width), "
+                                         f"its IDX header has {x.dim()} {tuple(x.shape)}"
+                                         + (" — is it a labels file?" if x.dim() == 1 else ""))
+    if y.dim() != 1:
+        raise DataFileError(labels_path, f"a labels file needs 1 dimension (count), its IDX header has "
+                                         f"{y.dim()} {tuple(y.shape)}"
+                                         + (" — is it an images file?" if y.dim() == 3 else ""))
+    if len(y) == 0:
+        raise DataFileError(labels_path, "holds no labels (count 0)")
+    if len(x) != len(y):
+        raise DataFileError(images_path, f"holds {len(x)} images but its labels file {labels_path} holds "
+                                         f"{len(y)} labels (files swapped or from different datasets?)")
+    _check_label_range(labels_path, y, num_classes)
+
+
+def _check_label_range(path: Path, labels, num_classes: int) -> None:
+    """Every label in ``0..num_classes-1``; DataFileError naming the first bad one otherwise."""
+    labels = torch.as_tensor(labels)
+    bad = (labels < 0) | (labels >= num_classes)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0])
+        raise DataFileError(path, f"{int(bad.sum())} label(s) outside 0..{num_classes - 1}, the first is "
+                                  f"{int(labels[first])} at index {first}")
+
+
+_CIFAR_IMAGE_BYTES = 3 * 32 * 32
 
 
 def _load_cifar(root: Path):
@@ -154,17 +330,39 @@ def _load_cifar(root: Path):
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)
 
     def read(files):
-        xs, ys = [], []
-        for f in files:
-            with open(folder / f, "rb") as fh:
-                batch = pickle.load(fh, encoding="latin1")
-            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch["labels"], dtype=np.int64))
+        batches = [_read_cifar_batch(folder / f) for f in files]
+        xs, ys = zip(*batches)
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
     x_train, y_train = read(_CIFAR_FILES[:5])
     x_test, y_test = read(_CIFAR_FILES[5:])
     return x_train, y_train, x_test, y_test
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch as (uint8 ``[N, 3, 32, 32]``, int64 ``[N]``); DataFileError if damaged."""
+    try:
+        with open(path, "rb") as fh:
+            batch = pickle.load(fh, encoding="latin1")
+    except Exception as exc:  # a damaged pickle raises almost any type (EOFError, UnpicklingError, ...)
+        raise DataFileError(path, f"unreadable CIFAR batch ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(batch, dict):
+        raise DataFileError(path, f"a CIFAR batch must be a dict, this pickle holds a {type(batch).__name__}")
+    missing = [k for k in ("data", "labels") if k not in batch]
+    if missing:
+        raise DataFileError(path, f"CIFAR batch lacks {missing}; its keys are {sorted(map(str, batch))}")
+    try:
+        x = np.asarray(batch["data"], dtype=np.uint8)
+        y = np.asarray(batch["labels"], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataFileError(path, f"CIFAR batch data/labels are not numeric arrays ({exc})") from exc
+    if y.ndim != 1 or len(y) == 0:
+        raise DataFileError(path, f"CIFAR batch needs a non-empty 1-D label list, got shape {y.shape}")
+    if x.size != len(y) * _CIFAR_IMAGE_BYTES:
+        raise DataFileError(path, f"wrong size: 'data' holds {x.size} bytes {x.shape}, but {len(y)} labels "
+                                  f"need {len(y)} × 3×32×32 = {len(y) * _CIFAR_IMAGE_BYTES}")
+    _check_label_range(path, y, len(CLASS_NAMES["CIFAR10"]))
+    return x.reshape(-1, 3, 32, 32), y
 
 
 def _load_digits():
@@ -259,3 +457,28 @@ def load_split(dataset: str, classes: list[int], root=None, download=None, val_s
     """Shortcut: load a dataset and take the split of ``classes``."""
     raw = load_dataset(dataset, str(root) if root else None, download)
     return make_split(raw, classes, val_split, seed, train_limit, test_limit)
+
+
+def carve_validation(labelled: torch.Tensor, y: torch.Tensor, val_fraction: float,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a labelled subset (rows of ``y``) into (training rows, validation rows), stratified.
+
+    Each class gives ``round(n_c · val_fraction)`` images to validation, at least one and never all of
+    them; ``val_fraction = 0`` gives an empty validation set (a fixed-budget run).
+    """
+    if val_fraction == 0:
+        return labelled, labelled[:0]
+    gen = torch.Generator().manual_seed(seed)
+    train_parts, val_parts = [], []
+    labels = y[labelled]
+    for c in torch.unique(labels).tolist():
+        rows = labelled[labels == c]
+        if len(rows) < 2:
+            raise ValueError(f"class {c} has {len(rows)} labelled image(s): at least 2 are needed to carve "
+                             "a validation image and keep a training one; use a larger fraction or "
+                             "subset_val_fraction=0")
+        n_val = min(len(rows) - 1, max(1, round(len(rows) * val_fraction)))
+        rows = rows[torch.randperm(len(rows), generator=gen)]
+        val_parts.append(rows[:n_val])
+        train_parts.append(rows[n_val:])
+    return torch.sort(torch.cat(train_parts)).values, torch.sort(torch.cat(val_parts)).values

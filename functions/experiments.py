@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import DATASET_SHAPES, StudyConfig
-from .data import Split, balanced_subset, load_split, stable_seed, subset_seed
+from .data import (Split, balanced_subset, carve_validation, dataset_identity, is_canonical, load_split,
+                   stable_seed, subset_seed)
 from .models import CustomCNN, Suffix, cut, load_state
-from .store import ResultsStore
-from .training import Tensors, fit
+from .fileio import atomic_torch_save, atomic_write_text
+from .store import ResultsStore, check_writable
+from .training import FitResult, Tensors, fit, fit_steps
 
 @dataclass(frozen=True)
 class Condition:
@@ -50,8 +53,11 @@ class Condition:
 
     @property
     def cut0_is_baseline(self) -> bool:
-        """Cut 0 with re-init (or truncation) of a standard cut trains from scratch: the baseline."""
-        return self.builder is None and (self.reinit or self.truncate)
+        """Cut 0 with re-init of a standard cut is the from-scratch baseline (same fresh weights, by CRN).
+
+        Truncation at cut 0 is not: it removes every block and trains a head on raw pixels, its own arm.
+        """
+        return self.builder is None and self.reinit and not self.truncate
 
 
 CONDITIONS: dict[str, Condition] = {}
@@ -124,12 +130,39 @@ def _fingerprint(data: dict[str, Any]) -> str:
 
 
 def pretrain_fingerprint(cfg: StudyConfig) -> str:
-    """Hash of everything that determines the pretrained weights."""
+    """Hash of everything that determines the pretrained weights (the source data's identity included)."""
     keys = dict(cfg.model_fields(), source=cfg.source_dataset, classes=cfg.pre_train_classes,
                 lr=cfg.lr_pretrain, epochs=cfg.num_train, patience=cfg.early_stop_patience,
                 batch=cfg.batch_size, val=cfg.val_split, data_seed=cfg.generate_dataset_seed, seed=cfg.seed,
                 train_limit=cfg.train_limit, test_limit=cfg.test_limit)
+    keys.update(_data_keys(cfg, {cfg.source_dataset}))
     return _fingerprint(keys)
+
+
+def _data_keys(cfg: StudyConfig, datasets: set[str]) -> dict[str, str]:
+    """Identity of the data files a fingerprint depends on, for datasets that are not the canonical files.
+
+    The canonical files (what torchvision downloads) add nothing, so fingerprints made before data
+    identity was hashed stay valid; any other files under ``data_root`` give a different fingerprint,
+    so their rows and pretrained models never mix with those of the real dataset.
+    """
+    root = cfg.resolved_data_root()
+    return {f"data:{name}": dataset_identity(name, root) for name in sorted(datasets)
+            if not is_canonical(name, root)}
+
+
+def protocol_keys(cfg: StudyConfig) -> dict[str, Any]:
+    """The fine-tuning protocol's fields that change results (none for the original protocol without an
+    lr grid, so stores made before protocols existed keep their fingerprint)."""
+    keys: dict[str, Any] = {}
+    if cfg.protocol != "original":
+        keys.update(protocol=cfg.protocol, min_steps=cfg.min_steps, max_steps=cfg.max_steps,
+                    eval_every=cfg.eval_every, patience=cfg.early_stop_patience, batch=cfg.batch_size)
+        if cfg.protocol == "realistic":
+            keys["subset_val_fraction"] = cfg.subset_val_fraction
+    if cfg.lr_grid is not None:
+        keys["lr_grid"] = sorted(float(lr) for lr in cfg.lr_grid)
+    return keys
 
 
 def pretrained_path(cfg: StudyConfig, root: str | Path = ".") -> Path:
@@ -145,12 +178,14 @@ def pretrain(cfg: StudyConfig, source: Split | None = None, root: str | Path = "
     path = pretrained_path(cfg, root)
     info_path = path.with_suffix(".json")
     if path.exists() and not force:
-        model = new_model(cfg, len(cfg.pre_train_classes))
-        load_state(model, torch.load(path, map_location="cpu", weights_only=True))
-        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        model = load_pretrained(cfg, path)
+        info = _read_info(info_path)
         if verbose:
-            print(f"loaded pretrained model {path} (test acc {info.get('test_acc', float('nan')):.4f})")
+            acc = info.get("test_acc")
+            print(f"loaded pretrained model {path} (test acc "
+                  f"{'unknown: ' + info_path.name + ' is missing' if acc is None else format(acc, '.4f')})")
         return model, info
+    check_writable(path.parent)  # fail before training, not after, on a read-only folder
     source = source or load_splits(cfg)[0]
     torch.manual_seed(stable_seed("pretrain", cfg.seed))
     model = new_model(cfg, len(cfg.pre_train_classes))
@@ -160,22 +195,50 @@ def pretrain(cfg: StudyConfig, source: Split | None = None, root: str | Path = "
                  cfg.early_stop_patience, cfg.batch_size, stable_seed("pretrain-order", cfg.seed),
                  cfg.eval_batch_size, record_history=True)
     model.cpu()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
     info = {"config": cfg.to_dict(), "train_acc": result.train_acc, "val_acc": result.val_acc,
             "test_acc": result.test_acc, "epochs": result.epochs, "seconds": result.seconds,
             "history": result.history}
-    info_path.write_text(json.dumps(info, indent=2))
+    # The info first: a model file never exists without its info (the model is what marks "done").
+    atomic_write_text(info_path, json.dumps(info, indent=2))
+    atomic_torch_save(model.state_dict(), path)
     if verbose:
         print(f"pretrained {path.name}: test acc {result.test_acc:.4f} after {result.epochs} epochs "
               f"({result.seconds:.1f} s)")
     return model, info
 
 
-def _split_tensors(split: Split, device: str, train_idx: torch.Tensor | None = None) -> Tensors:
+def load_pretrained(cfg: StudyConfig, path: Path) -> CustomCNN:
+    """A saved pretrained model; a corrupt or mismatched file raises one error naming it."""
+    model = new_model(cfg, len(cfg.pre_train_classes))
+    try:
+        load_state(model, torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # truncated, empty, not a state dict, or another architecture's weights
+        raise RuntimeError(
+            f"pretrained model {path} cannot be loaded into this config's network ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); delete the file to pretrain again"
+        ) from err
+    return model
+
+
+def _read_info(info_path: Path) -> dict[str, Any]:
+    """The pretraining info next to a model ({} when missing; an unreadable file is named)."""
+    if not info_path.exists():
+        return {}
+    try:
+        return json.loads(info_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RuntimeError(f"pretraining info {info_path} is not valid JSON ({err}); delete it and the "
+                           ".pth beside it to pretrain again") from err
+
+
+def _split_tensors(split: Split, device: str, train_idx: torch.Tensor | None = None,
+                   val_idx: torch.Tensor | None = None) -> Tensors:
+    """Tensors of a run; ``val_idx`` (training-split rows) replaces the validation split when given."""
     x_train = split.x_train if train_idx is None else split.x_train[train_idx]
     y_train = split.y_train if train_idx is None else split.y_train[train_idx]
-    return Tensors(x_train.to(device), y_train.to(device), split.x_val.to(device), split.y_val.to(device),
+    x_val, y_val = ((split.x_val, split.y_val) if val_idx is None
+                    else (split.x_train[val_idx], split.y_train[val_idx]))
+    return Tensors(x_train.to(device), y_train.to(device), x_val.to(device), y_val.to(device),
                    split.x_test.to(device), split.y_test.to(device))
 
 
@@ -225,11 +288,15 @@ class PrefixCache:
         self.fits = self._n_rows() * per_row * out.element_size() <= self.budget
         return out
 
-    def tensors(self, split: Split, train_idx: torch.Tensor) -> Tensors:
-        """Cached inputs of one run (its training subset, validation and test)."""
-        pos = torch.searchsorted(self.train_rows, train_idx)
-        return Tensors(self.parts["train"][pos.to(self.device)], split.y_train[train_idx].to(self.device),
-                       self.parts["val"], split.y_val.to(self.device),
+    def tensors(self, split: Split, train_idx: torch.Tensor, val_idx: torch.Tensor | None = None) -> Tensors:
+        """Cached inputs of one run (its training subset, validation and test); ``val_idx`` (rows of the
+        training split, inside the cached subsets) replaces the validation split when given."""
+        def rows(idx):
+            return self.parts["train"][torch.searchsorted(self.train_rows, idx).to(self.device)]
+
+        x_val, y_val = ((self.parts["val"], split.y_val) if val_idx is None
+                        else (rows(val_idx), split.y_train[val_idx]))
+        return Tensors(rows(train_idx), split.y_train[train_idx].to(self.device), x_val, y_val.to(self.device),
                        self.parts["test"], split.y_test.to(self.device))
 
 
@@ -248,16 +315,35 @@ class Study:
 
     def __init__(self, cfg: StudyConfig, root: str | Path = ".", verbose: bool = True,
                  record_history: bool = False):
-        self.cfg = cfg.validate()
+        # The data is checked (and read) only when a run or the pretraining needs it: summarising a
+        # finished grid works on a machine without the dataset.
+        self.cfg = cfg.validate(check_data=False)
         self.root = Path(root)
         self.verbose = verbose
         self.record_history = record_history  # rows then carry per-epoch train/val loss ("history")
         self._sources: dict[str, CustomCNN] = {}
         self.device = cfg.resolved_device()
-        self.source, self.target = load_splits(cfg)
+        self._splits: tuple[Split, Split] | None = None
         self.store = ResultsStore(self.store_path())
         self._pretrained: CustomCNN | None = None
+        self._pretrained_b: CustomCNN | None = None
         self.pretrain_info: dict[str, Any] = {}
+
+    @property
+    def source(self) -> Split:
+        """The pretraining split (read on first use)."""
+        return self._load_splits()[0]
+
+    @property
+    def target(self) -> Split:
+        """The fine-tuning split (read on first use)."""
+        return self._load_splits()[1]
+
+    def _load_splits(self) -> tuple[Split, Split]:
+        if self._splits is None:
+            self.cfg.validate(check_data=True)
+            self._splits = load_splits(self.cfg)
+        return self._splits
 
     # -- paths and identity
     def results_fingerprint(self) -> str:
@@ -265,7 +351,8 @@ class Study:
         c = self.cfg
         return _fingerprint(dict(pretrain=pretrain_fingerprint(c), target=c.target_dataset,
                                  classes=c.fine_tune_classes, lr=c.lr_fine_tune,
-                                 reinit_both_dense=c.reinit_both_dense))
+                                 reinit_both_dense=c.reinit_both_dense,
+                                 **_data_keys(c, {c.target_dataset}), **protocol_keys(c)))
 
     def store_path(self) -> Path:
         slug = (f"{self.cfg.source_dataset}{''.join(map(str, self.cfg.pre_train_classes))}_to_"
@@ -283,7 +370,7 @@ class Study:
     @property
     def pretrained_b(self) -> CustomCNN:
         """The self-transfer source: the same network pretrained on the fine-tuning classes (B)."""
-        if getattr(self, "_pretrained_b", None) is None:
+        if self._pretrained_b is None:
             cfg_b = self.cfg.replace(source_dataset=self.cfg.target_dataset,
                                      pre_train_classes=list(self.cfg.fine_tune_classes))
             self._pretrained_b, self.pretrain_info_b = pretrain(cfg_b, self.target, self.root,
@@ -306,9 +393,21 @@ class Study:
 
     # -- planning
     def subset(self, fraction: float, repeat: int) -> torch.Tensor:
-        """Training-subset indices of (fraction, repeat): the same for every condition and cut."""
+        """Labelled-subset indices of (fraction, repeat): the same for every condition and cut."""
         return balanced_subset(self.target.y_train, fraction,
                                subset_seed(self.cfg.generate_dataset_seed, fraction, repeat))
+
+    def run_rows(self, fraction: float, repeat: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(training rows, validation rows) of a run; validation rows are None for the shared split.
+
+        Under the realistic protocol both come from the run's own labelled subset (the same carve for
+        every arm of a repeat), so no run sees more labelled images than its fraction.
+        """
+        labelled = self.subset(fraction, repeat)
+        if self.cfg.protocol != "realistic":
+            return labelled, None
+        seed = stable_seed("carve", self.cfg.generate_dataset_seed, float(fraction), int(repeat))
+        return carve_validation(labelled, self.target.y_train, self.cfg.subset_val_fraction, seed)
 
     def plan(self, conditions: Iterable[str] = ("baseline", None)) -> list[RunSpec]:
         """Every run of the grid for the given conditions (None = the config's own condition)."""
@@ -352,16 +451,21 @@ class Study:
         return self.frame([s.key for s in specs])
 
     def _run_local(self, todo: list[RunSpec], progress: bool) -> None:
+        """Train pending runs here; a run another process has claimed (same store) is left to it."""
         bar = tqdm(total=len(todo), desc=self.cfg.study_name(), disable=not progress)
         for group in group_for_cache(todo):
-            for spec, row in self.iter_group(group):
+            for spec, row in self.iter_group(group, claim=self.store.try_claim):
                 self.store.append(row)
                 bar.update()
                 bar.set_postfix(cond=spec.condition, f=spec.fraction, k=spec.cut, acc=f"{row['test_acc']:.3f}")
         bar.close()
+        self.store.refresh()  # rows that other processes stored meanwhile
 
-    def iter_group(self, group: list[RunSpec]):
-        """Run specs that share (condition, freeze) in cut order, reusing one prefix cache; yields rows."""
+    def iter_group(self, group: list[RunSpec], claim: Callable[[str], bool] | None = None):
+        """Run specs that share (condition, freeze) in cut order, reusing one prefix cache; yields rows.
+
+        ``claim(key)`` is asked before each run; a run it refuses (stored or claimed elsewhere) is skipped.
+        """
         cond = CONDITIONS.get(group[0].condition)
         cache = None
         if cond is not None and cond.uses_cache:
@@ -373,11 +477,19 @@ class Study:
                 cache = PrefixCache(source, self.target, rows_needed, self.device, budget,
                                     self.cfg.eval_batch_size)
         for spec in sorted(group, key=lambda s: (s.cut, s.fraction, s.repeat)):
+            if claim is not None and not claim(spec.key):
+                continue
             if cache is not None:
                 cache.advance_to(spec.cut)
                 if not cache.fits:
                     cache = None
-            yield spec, self.run_one(spec, cache)
+            try:
+                row = self.run_one(spec, cache)
+            except BaseException:
+                if claim is not None:
+                    self.store.release(spec.key)  # let another process (or a rerun) take it
+                raise
+            yield spec, row
 
     def cache_source(self, cond: Condition) -> CustomCNN:
         """The network whose frozen blocks feed the prefix cache of a condition."""
@@ -391,10 +503,10 @@ class Study:
         """The model a run starts from (seeded so that paired runs start alike)."""
         seed = self.init_seed(spec)
         n_classes = len(self.cfg.fine_tune_classes)
-        if spec.condition == "baseline":
+        if spec.condition == "baseline":  # every block and the head fresh, from the per-layer CRN seeds
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                return new_model(self.cfg, n_classes)
+                scratch = new_model(self.cfg, n_classes)
+            return cut(scratch, 0, n_classes, freeze=False, reinit=True, seed=seed)
         cond = CONDITIONS[spec.condition]
         if cond.builder is not None:
             return cond.builder(self, spec)
@@ -406,22 +518,40 @@ class Study:
         return self.train(spec, cache)[1]
 
     def train(self, spec: RunSpec, cache: PrefixCache | None = None) -> tuple[CustomCNN, dict[str, Any]]:
-        """Train one run; returns (the trained full model, its results row)."""
-        train_idx = self.subset(spec.fraction, spec.repeat)
-        model = self.build_model(spec).to(self.device)
-        if cache is not None and spec.cut > 0:
-            net, tensors = Suffix(model, spec.cut), cache.tensors(self.target, train_idx)
-        else:
-            net, tensors = model, _split_tensors(self.target, self.device, train_idx)
-        result = fit(net, tensors, self.cfg.lr_fine_tune, self.cfg.num_train, self.cfg.early_stop_patience,
-                     self.cfg.batch_size, stable_seed("order", self.cfg.seed, spec.fraction, spec.repeat),
-                     self.cfg.eval_batch_size, record_history=self.record_history)
-        row = self.row(spec, result, n_train=len(train_idx))
+        """Train one run under the config's protocol; returns (the trained full model, its results row).
+
+        With ``lr_grid`` the run is trained once per learning rate from the same initial weights and
+        the one with the best accuracy on this run's own validation split is kept.
+        """
+        train_idx, val_idx = self.run_rows(spec.fraction, spec.repeat)
+        best = None
+        for lr in self.cfg.lr_grid or [self.cfg.lr_fine_tune]:
+            model = self.build_model(spec).to(self.device)
+            if cache is not None and spec.cut > 0:
+                net, tensors = Suffix(model, spec.cut), cache.tensors(self.target, train_idx, val_idx)
+            else:
+                net, tensors = model, _split_tensors(self.target, self.device, train_idx, val_idx)
+            result = self.fit(net, tensors, lr, spec)
+            if best is None or result.val_acc > best[2].val_acc:
+                best = (model, lr, result, len(tensors.y_val))
+        model, lr, result, n_val = best
+        row = self.row(spec, result, n_train=len(train_idx), n_val=n_val, lr=lr)
         if result.history:
             row["history"] = result.history
         return model, row
 
-    def row(self, spec: RunSpec, result, n_train: int) -> dict[str, Any]:
+    def fit(self, net, tensors: Tensors, lr: float, spec: RunSpec) -> FitResult:
+        """Train ``net`` on a run's tensors under the config's protocol (epochs or optimizer steps)."""
+        c = self.cfg
+        order_seed = stable_seed("order", c.seed, spec.fraction, spec.repeat)
+        if c.protocol == "original":
+            return fit(net, tensors, lr, c.num_train, c.early_stop_patience, c.batch_size, order_seed,
+                       c.eval_batch_size, record_history=self.record_history)
+        return fit_steps(net, tensors, lr, c.min_steps, c.max_steps, c.eval_every, c.early_stop_patience,
+                         c.batch_size, order_seed, c.eval_batch_size, record_history=self.record_history)
+
+    def row(self, spec: RunSpec, result, n_train: int, n_val: int | None = None,
+            lr: float | None = None) -> dict[str, Any]:
         """The results row of a finished run (the CONTRIBUTING.md schema)."""
         c = self.cfg
         cond = CONDITIONS.get(spec.condition)
@@ -432,11 +562,15 @@ class Study:
             "finetune_classes": list(c.fine_tune_classes), "condition": spec.condition,
             "freeze": freeze, "reinit": reinit, "truncate": truncate, "fraction": spec.fraction,
             "cut": spec.cut, "repeat": spec.repeat,
-            "seed": self.init_seed(spec), "lr": c.lr_fine_tune,
+            "seed": self.init_seed(spec), "init": "crn", "lr": c.lr_fine_tune if lr is None else lr,
+            "lr_grid": c.lr_grid, "protocol": c.protocol,
             "depth": c.depth, "num_channels": c.num_channels, "kernel_size": c.kernel_size,
             "activation": c.activation_function, "pooling": c.pooling_str(), "n_train": n_train,
-            "train_acc": result.train_acc, "val_acc": result.val_acc, "test_acc": result.test_acc,
-            "epochs": result.epochs, "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4),
+            "n_val": len(self.target.y_val) if n_val is None else n_val,
+            "train_acc": result.train_acc, "test_acc": result.test_acc,
+            "val_acc": None if math.isnan(result.val_acc) else result.val_acc,  # None: no validation split
+            "epochs": result.epochs, "best_epoch": result.best_epoch, "steps": result.steps,
+            "best_step": result.best_step, "seconds": round(result.seconds, 4),
             "profile": c.profile, "device": self.device, "config_hash": self.results_fingerprint(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }

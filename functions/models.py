@@ -5,8 +5,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
+import zlib
 
 import torch
 from torch import nn
@@ -156,28 +158,46 @@ def cut(model: CustomCNN, k: int, num_classes: int, freeze: bool = True, reinit:
         truncate: bool = False, reinit_both_dense: bool = True, seed: int | None = None) -> CustomCNN:
     """A new model from ``model`` cut at ``k`` (blocks [0,k) kept; the rest re-init/kept/removed; new head).
 
-    ``seed`` fixes the random re-initialisation so that runs paired by seed start alike.
+    ``seed`` makes the fresh weights common random numbers: block j is re-initialised from
+    ``layer_seed(seed, "block", j)`` and the head from ``layer_seed(seed, "head")``, so every arm that
+    re-initialises block j starts it from the same tensor, whatever its cut, and every head of the same
+    shape starts alike (cut 0 with re-init is then exactly the from-scratch baseline).
     """
     if not 0 <= k <= model.depth:
         raise ValueError(f"cut k={k} is outside the allowed range 0..{model.depth}")
     new = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        if truncate:
-            new.blocks = nn.ModuleList(list(new.blocks)[:k])
-        elif reinit:
-            for block in new.blocks[k:]:
-                reset_parameters(block)
-        old_head = new.head
+    if truncate:
+        new.blocks = nn.ModuleList(list(new.blocks)[:k])
+    elif reinit:
+        for j in range(k, new.depth):
+            with _seeded(None if seed is None else layer_seed(seed, "block", j)):
+                reset_parameters(new.blocks[j])
+    old_head = new.head
+    with _seeded(None if seed is None else layer_seed(seed, "head")):
         new.head = new.make_head(num_classes)
-        keep_hidden = (not reinit_both_dense and getattr(new, "hidden", None)
-                       and old_head.fc.in_features == new.head.fc.in_features)
-        if keep_hidden:  # only the output layer is new; the hidden dense layer keeps its weights
-            new.head.fc.load_state_dict(old_head.fc.state_dict())
+    keep_hidden = (not reinit_both_dense and getattr(new, "hidden", None)
+                   and old_head.fc.in_features == new.head.fc.in_features)
+    if keep_hidden:  # only the output layer is new; the hidden dense layer keeps its weights
+        new.head.fc.load_state_dict(old_head.fc.state_dict())
     for block in new.blocks[:k]:
         block.requires_grad_(not freeze)
     return new
+
+
+def layer_seed(seed: int, *layer) -> int:
+    """Seed of one fresh layer of a run: depends on the run's seed and the layer only (not on the cut)."""
+    return zlib.crc32("|".join(map(repr, (seed,) + layer)).encode()) & 0x7FFFFFFF
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """Run a block of code under its own seed without disturbing the global RNG (no-op for None)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def reset_parameters(module: nn.Module) -> None:

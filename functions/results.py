@@ -24,6 +24,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .fileio import atomic_write_text
+
 ROW_COLUMNS = [
     "key", "study", "source_dataset", "target_dataset", "pretrain_classes", "finetune_classes",
     "condition", "freeze", "reinit", "truncate", "fraction", "cut", "repeat", "seed", "lr",
@@ -495,7 +497,7 @@ def export_original(df: pd.DataFrame, out_dir: str | os.PathLike, params: dict, 
                 "test_acc": _json_value(row["test_acc"]),
             })
         path = out_dir / f"{name}_{tag}.json"
-        path.write_text(json.dumps(items, default=_json_default), encoding="utf-8")
+        atomic_write_text(path, json.dumps(items, default=_json_default))  # never a half-written export
         paths.append(path)
     return paths[0], paths[1]
 

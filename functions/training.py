@@ -1,7 +1,10 @@
 """Train and evaluate on in-memory tensors: Adam, early stopping on validation accuracy, best-state restore.
 
-Per epoch only the validation split is evaluated (early stopping needs nothing else); the test split is
-evaluated once, on the restored best state, and training accuracy once at the end.
+Two budgets: :func:`fit` counts epochs (the original study's protocol: patience in epochs), and
+:func:`fit_steps` counts optimizer steps (at least ``min_steps``, validation every ``eval_every`` steps,
+patience in evaluations), so a 25-image subset trains as many steps as a 2,500-image one. Only the
+validation split is evaluated during training; the test split once, on the restored best state, and
+training accuracy once at the end.
 """
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ class Tensors:
 
 @dataclass
 class FitResult:
-    """Accuracies of the restored best state, epochs run, wall seconds and the per-epoch history."""
+    """Accuracies of the kept state, budget used (epochs and optimizer steps), wall seconds, history.
+
+    ``val_acc`` is NaN when a run had no validation split (fixed budget, last state kept).
+    """
 
     train_acc: float
     val_acc: float
@@ -38,13 +44,8 @@ class FitResult:
     best_epoch: int
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
-
-
-def set_determinism(threads: int | None = None) -> None:
-    """Deterministic kernels where PyTorch offers them (CPU results are then bit-identical run to run)."""
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    if threads:
-        torch.set_num_threads(threads)
+    steps: int = 0
+    best_step: int = 0
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +95,9 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
                 loss_sum += F.nll_loss(probs.clamp_min(1e-12).log(), yb, reduction="sum").item()
             correct += (probs.argmax(1) == yb).sum().item()
     net.train(was_training)
-    n = max(1, len(y))
+    if len(y) == 0:  # an accuracy of zero images is not 0.0: refuse to make one up
+        raise ValueError("cannot evaluate on zero images (empty split): raise train_limit/test_limit")
+    n = len(y)
     return (correct / n, loss_sum / n) if with_loss else correct / n
 
 
@@ -125,17 +128,12 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
     study did) or after ``max_epochs``; the best state is restored in both cases.
     """
     start_time = time.perf_counter()
-    channels_last(net)  # before the optimizer sees the parameters
-    params = trainable_parameters(net)
-    if not params:
-        raise ValueError("net has no trainable parameters: nothing to fit")
-    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
-    device = params[0].device
+    opt, device = _optimizer(net, lr, optimizer)
     gen = torch.Generator().manual_seed(seed)
     x_train, y_train = data.x_train, data.y_train
     best_acc, best_state, best_epoch, stale = -1.0, _snapshot(net), 0, 0
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
-    epoch = 0
+    epoch, steps, best_step = 0, 0, 0
     for epoch in range(1, max_epochs + 1):
         net.train()
         order = torch.randperm(len(y_train), generator=gen)
@@ -148,6 +146,7 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps += 1
             if record_history:
                 loss_sum += loss.item() * len(idx)
         if record_history:
@@ -158,7 +157,7 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
         else:
             val_acc = evaluate(net, data.x_val, data.y_val, eval_batch_size)
         if val_acc > best_acc:
-            best_acc, best_state, best_epoch, stale = val_acc, _snapshot(net), epoch, 0
+            best_acc, best_state, best_epoch, best_step, stale = val_acc, _snapshot(net), epoch, steps, 0
         else:
             stale += 1
             if stale >= patience:
@@ -167,4 +166,81 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
     train_acc = evaluate(net, x_train, y_train, eval_batch_size)
     test_acc = evaluate(net, data.x_test, data.y_test, eval_batch_size)
     return FitResult(train_acc, best_acc, test_acc, epoch, best_epoch, time.perf_counter() - start_time,
-                     history if record_history else {})
+                     history if record_history else {}, steps, best_step)
+
+
+def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_steps: int, eval_every: int,
+              patience: int, batch_size: int, seed: int, eval_batch_size: int = 2048,
+              record_history: bool = False, optimizer: str = "adam") -> FitResult:
+    """Train for a budget of optimizer steps; early stopping counted in evaluations, never before ``min_steps``.
+
+    Small training sets are cycled, reshuffled on every pass, so every run gets at least ``min_steps``
+    steps however few images it has. Validation runs every ``eval_every`` steps (and at the last step);
+    training stops once ``min_steps`` are done and ``patience`` evaluations in a row brought no new best,
+    or at ``max_steps``; the best state is restored. With an empty validation split there is no early
+    stopping: exactly ``min_steps`` steps, and the last state is kept (``val_acc`` is NaN).
+    """
+    start_time = time.perf_counter()
+    opt, device = _optimizer(net, lr, optimizer)
+    has_val = len(data.y_val) > 0
+    budget = max_steps if has_val else min_steps
+    batches = _cycled_batches(len(data.y_train), batch_size, seed)
+    best_acc, best_state, best_step, stale = float("nan"), None, 0, 0
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
+    loss_sum, seen, step = 0.0, 0, 0
+    net.train()
+    for step in range(1, budget + 1):
+        idx = next(batches)
+        xb = _as_float(data.x_train[idx].to(device, non_blocking=True))
+        yb = data.y_train[idx].to(device, non_blocking=True)
+        loss = F.cross_entropy(net(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if record_history:
+            loss_sum, seen = loss_sum + loss.item() * len(idx), seen + len(idx)
+        if not has_val or (step % eval_every and step != budget):
+            continue
+        val_acc, val_loss = evaluate(net, data.x_val, data.y_val, eval_batch_size, with_loss=True)
+        if record_history:
+            history["train_loss"].append(loss_sum / max(1, seen))
+            history["val_loss"].append(val_loss)
+            history["val_acc"].append(val_acc)
+            loss_sum, seen = 0.0, 0
+        if best_state is None or val_acc > best_acc:
+            best_acc, best_state, best_step, stale = val_acc, _snapshot(net), step, 0
+        else:
+            stale += 1
+            if stale >= patience and step >= min_steps:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    else:
+        best_step = step  # no validation: the last state is the one kept
+    train_acc = evaluate(net, data.x_train, data.y_train, eval_batch_size)
+    test_acc = evaluate(net, data.x_test, data.y_test, eval_batch_size)
+    epochs = -(-step * batch_size // len(data.y_train))  # passes over the training set begun
+    return FitResult(train_acc, best_acc, test_acc, epochs, -(-best_step * batch_size // len(data.y_train)),
+                     time.perf_counter() - start_time, history if record_history else {}, step, best_step)
+
+
+def _optimizer(net: nn.Module, lr: float, name: str):
+    """Adam (or SGD with momentum) over the trainable parameters only; also returns their device."""
+    if name not in ("adam", "sgd"):
+        raise ValueError(f"optimizer {name!r} is unknown; allowed: 'adam', 'sgd'")
+    channels_last(net)  # before the optimizer sees the parameters
+    params = trainable_parameters(net)
+    if not params:
+        raise ValueError("net has no trainable parameters: nothing to fit")
+    opt = torch.optim.Adam(params, lr=lr) if name == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
+    return opt, params[0].device
+
+
+def _cycled_batches(n: int, batch_size: int, seed: int):
+    """Endless minibatch indices: a fresh permutation of ``range(n)`` per pass; batches never span passes
+    (so a 25-image set gives one 25-image batch per step at batch size 64)."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(n, generator=gen)
+        for s in range(0, n, batch_size):
+            yield order[s:s + batch_size]
