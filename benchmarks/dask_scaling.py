@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from functions.config import StudyConfig
-from functions.distributed import available_cores, make_executor
-from functions.experiments import Study
+from functions.engine.config import StudyConfig
+from functions.engine.distributed import available_cores, make_executor
+from functions.engine.study import Study
 from report import emit  # benchmarks/report.py: this script's folder is on sys.path
 
 CACHE = Path(__file__).resolve().parent / "_cache"

@@ -7,7 +7,7 @@ patience 6). Both paths train the same subsets from the same initial weights.
 
 * naive: torchvision Dataset + DataLoader per item, subsets found by iterating the dataset, training
   and validation accuracy every epoch, no caching — the way the original study's code ran.
-* ours: ``functions.experiments.Study`` (in-memory tensors, validation-only epochs, prefix cache).
+* ours: ``functions.engine.study.Study`` (in-memory tensors, validation-only epochs, prefix cache).
 * floor: FLOPs the protocol cannot avoid (training steps at 3× forward, one validation pass per epoch,
   one test pass, each frozen prefix once) over the fp32 matmul rate measured here.
 
@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from functions.config import StudyConfig
-from functions.data import balanced_subset, stable_seed, subset_seed, _stratified_cut
-from functions.experiments import RunSpec, Study, group_for_cache, new_model
-from functions.models import CustomCNN, cut
-from functions.training import Tensors, fit
+from functions.engine.conditions import RunSpec
+from functions.engine.config import StudyConfig
+from functions.engine.data import balanced_subset, stable_seed, subset_seed, _stratified_cut
+from functions.engine.networks import CustomCNN, cut, new_model
+from functions.engine.study import Study, group_for_cache
+from functions.engine.training import Tensors, fit
 from report import emit  # benchmarks/report.py: this script's folder is on sys.path
 
 CACHE = Path(__file__).resolve().parent / "_cache"
@@ -177,7 +178,7 @@ def main() -> None:
     gflops = matmul_gflops()
     print(f"fp32 matmul: {gflops:.1f} GFLOP/s on {args.threads} threads", flush=True)
     study = Study(cfg, verbose=False)
-    study._pretrained = shared_pretrained(cfg, study)
+    study.use_source("A", shared_pretrained(cfg, study))
     specs = [s for s in study.plan(("baseline", "FR"))]
     init_seed = {(s.fraction, s.repeat): study.init_seed(s) for s in specs}
     # the baseline is the FR grid's cut 0: train it as "cut 0" in both paths

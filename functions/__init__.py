@@ -1,11 +1,16 @@
-"""Layer-wise transfer-learning study: configuration, data, models, training, grids and analysis.
+"""Layer-wise transfer-learning study, in three layers whose imports only point downwards.
 
-One module per concern (see CONTRIBUTING.md):
-config, data, models, training, store, experiments, results, stats, clustering, plots, widgets.
+* ``functions.engine`` — configuration, data, networks, transfer conditions, training, results stores and
+  the :class:`~functions.engine.study.Study` that runs a grid. Never plots; imports nothing above it.
+* ``functions.analysis`` — reads results stores into tidy frames: statistics, tables, figures, clustering,
+  the results explorer. Never trains; imports the engine.
+* ``functions.related`` — side experiments that train their own networks (compact model, feature maps,
+  architecture search, test-time augmentation); imports the engine only.
+
+``functions.notebook`` is the notebooks' glue (papermill parameters → StudyConfig); it imports the engine.
+See CONTRIBUTING.md for the module contracts.
 """
-from .config import ConfigError, StudyConfig, profile_from_env
-
-from . import controls  # noqa: E402,F401  registers AnB/BnB/surgical/strategy conditions
+from .engine.config import ConfigError, StudyConfig, profile_from_env
 
 __all__ = ["ConfigError", "StudyConfig", "profile_from_env"]
 __version__ = "0.1.0"

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, StudyConfig, class_split as named_split
+from .engine.config import ConfigError, StudyConfig
+from .engine.datasets import class_split as named_split
 
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 
@@ -58,9 +59,10 @@ def study_config(profile: str, overrides: dict[str, Any] | None = None, class_sp
 
 
 def executor_for(scheduler_address: str):
-    """None (run in this process) for an empty address; else a Dask client (``"local"``: LocalCluster)."""
+    """None (run in this process) for an empty address; else an executor over a Dask client (``"local"``:
+    a LocalCluster)."""
     if not scheduler_address:
         return None
-    from .distributed import make_executor
+    from .engine.distributed import make_executor
 
     return make_executor(scheduler_address)

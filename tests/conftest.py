@@ -107,7 +107,7 @@ def pytest_configure(config):
 
 def make_digits_config(root, **overrides):
     """A study that trains in seconds: scikit-learn's digits, 3 blocks × 6 channels, the smoke profile."""
-    from functions.config import StudyConfig
+    from functions.engine.config import StudyConfig
 
     settings = dict(source_dataset="digits", target_dataset="digits", depth=3, num_channels=6,
                     pooling_every_n_layers=2, num_train=6, early_stop_patience=3, batch_size=64,

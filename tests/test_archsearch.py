@@ -5,9 +5,9 @@ import optuna
 import pytest
 import torch
 
-from functions import archsearch
-from functions.config import StudyConfig
-from functions.models import CustomCNN
+from functions.related import archsearch
+from functions.engine.config import StudyConfig
+from functions.engine.networks import CustomCNN
 
 torch.set_num_threads(2)
 SEARCH = dict(dataset="digits", n_trials=3, epochs=2, train_limit=500, max_depth=3, widths=[4, 8],

@@ -10,9 +10,9 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from functions import clustering
-from functions.data import balanced_subset, load_dataset, make_split, subset_seed
-from functions.models import CustomCNN, cut
+from functions.analysis import clustering
+from functions.engine.data import balanced_subset, load_dataset, make_split, subset_seed
+from functions.engine.networks import CustomCNN, cut
 
 torch.set_num_threads(2)
 
@@ -299,7 +299,7 @@ def test_cka_by_layer_compares_common_layers():
 
 # ----------------------------------------------------------------------------- saving
 def test_write_rows_appends_jsonl_and_csv(tmp_path, digits_test):
-    from functions.results import load_clustering
+    from functions.analysis.results import load_clustering
 
     x, y = digits_test
     df = clustering.cluster_study(small_cnn(), x, y, [0.2], 1, methods=["kmeans"], dataset="digits",

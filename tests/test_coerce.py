@@ -11,8 +11,8 @@ from typing import Optional, Union
 
 import pytest
 
-from functions.coerce import CoercionError, coerce_fields, coerce_value, describe, field_types
-from functions.config import StudyConfig
+from functions.engine.coerce import CoercionError, coerce_fields, coerce_value, describe, field_types
+from functions.engine.config import StudyConfig
 
 
 def one(field, value):
@@ -242,7 +242,7 @@ def test_field_types_requires_dataclass():
 
 def test_module_stays_light():
     """coerce.py alone (loaded by path, bypassing the package __init__) imports no torch/numpy/pandas."""
-    path = Path(__file__).resolve().parents[1] / "functions" / "coerce.py"
+    path = Path(__file__).resolve().parents[1] / "functions" / "engine" / "coerce.py"
     code = ("import importlib.util, sys; "
             f"spec = importlib.util.spec_from_file_location('coerce_alone', {str(path)!r}); "
             "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "

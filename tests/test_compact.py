@@ -4,16 +4,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from functions import compact
-from functions.data import load_dataset, normalize
-from functions.training import evaluate
+from functions.related import compact
+from functions.engine.data import load_dataset, normalize
+from functions.engine.networks import count_parameters
+from functions.engine.training import class_accuracies, evaluate, predict
 
 torch.set_num_threads(2)
 
 
 def test_parameter_count_under_budget_and_output_shape():
     model = compact.CompactNet()
-    n = compact.count_parameters(model)
+    n = count_parameters(model, trainable_only=True)
     assert n < compact.PARAMETER_LIMIT == 8000
     assert n == sum(p.numel() for p in model.parameters())
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
@@ -93,7 +94,7 @@ def test_training_on_digits_learns_and_per_class_covers_everything():
     assert list(hist["epoch"]) == [1, 2, 3]
     assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr"} <= set(hist.columns)
     assert hist["test_acc"].iloc[-1] > 0.5  # chance is 0.1
-    table = compact.per_class_accuracy(model, xt, yt, raw.classes)
+    table = class_accuracies(yt, predict(model, xt), raw.classes)
     assert table["n"].sum() == len(yt)  # every test image counted, not a per-batch sample
     assert table["correct"].sum() / len(yt) == pytest.approx(evaluate(model, xt, yt))
     images, true, pred = compact.misclassified(model, xt, yt, limit=5)

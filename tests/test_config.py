@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from functions.config import ConfigError, StudyConfig, parse_activation
+from functions.engine.config import ConfigError, StudyConfig, parse_activation
 
 ORIGINAL_PARAMS = {
     "depth": 6, "num_channels": 64, "activation_function": "<class 'torch.nn.modules.activation.ReLU'>",

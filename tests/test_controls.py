@@ -8,8 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-import functions.controls as controls
-from functions.experiments import CONDITIONS, PrefixCache, RunSpec, Study
+from functions.analysis import transfer_conditions as controls
+from functions.engine import conditions
+from functions.engine.cache import PrefixCache
+from functions.engine.conditions import CONDITIONS, RunSpec
+from functions.engine.study import Study
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def test_conditions_are_registered_with_their_flags():
     for name, (freeze, reinit, source) in expected.items():
         c = CONDITIONS[name]
         assert (c.freeze, c.reinit, c.source) == (freeze, reinit, source), name
-    assert CONDITIONS["surgical"].builder is controls.surgical_model and CONDITIONS["surgical"].uses_cache
+    assert CONDITIONS["surgical"].builder is conditions.surgical_model and CONDITIONS["surgical"].uses_cache
 
 
 def test_plan_cut_points(study):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from functions import data
+from functions.engine import data
 
 
 def coded_raw(n_train=600, n_test=200):

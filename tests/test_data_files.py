@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from functions import data
-from functions.config import ConfigError
-from functions.data import DataFileError
+from functions.engine import data, datasets
+from functions.engine.data import DataFileError
+from functions.engine.errors import ConfigError
 
-IDX = dict(zip(("train_x", "train_y", "test_x", "test_y"), data._IDX_FILES))
+IDX = dict(zip(("train_x", "train_y", "test_x", "test_y"), datasets.IDX_FILES))
 N_TRAIN, N_TEST = 30, 20
 
 
@@ -178,7 +178,7 @@ def test_valid_tiny_idx_loads(tmp_path):
 def write_cifar(root: Path, per_batch: int = 4) -> Path:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate(data._CIFAR_FILES):
+    for i, name in enumerate(datasets.CIFAR_FILES):
         batch = {"data": np.full((per_batch, 3072), i, np.uint8), "labels": list(range(per_batch)),
                  "batch_label": name}
         rewrite(folder / name, pickle.dumps(batch))
@@ -238,7 +238,7 @@ def test_errors_are_not_cached_and_fixed_files_are_reread(tmp_path):
 
 
 def test_damaged_files_fail_the_study_before_any_training(tmp_path, digits_config):
-    from functions.experiments import Study, pretrain
+    from functions.engine.study import Study, pretrain
 
     write_mnist(tmp_path / "data")
     _label_ten(tmp_path / "data" / "MNIST" / "raw")
@@ -259,7 +259,7 @@ def test_identity_is_deterministic_and_independent_of_location(tmp_path):
     first = data.dataset_identity("MNIST", tmp_path / "a")
     assert len(first) == 40 and first == data.dataset_identity("MNIST", str(tmp_path / "a"))
     assert first == data.dataset_identity("MNIST", tmp_path / "b")
-    assert first != data.CANONICAL_IDENTITY["MNIST"] and not data.is_canonical("MNIST", tmp_path / "a")
+    assert first != datasets.CANONICAL_IDENTITY["MNIST"] and not data.is_canonical("MNIST", tmp_path / "a")
     write_mnist(tmp_path / "c", seed=1)
     assert data.dataset_identity("MNIST", tmp_path / "c") != first
 
@@ -296,7 +296,7 @@ def test_identity_is_cached_while_files_are_unchanged(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["MNIST", "FashionMNIST", "CIFAR10"])
 def test_missing_files_mean_the_canonical_download(tmp_path, name):
-    assert data.dataset_identity(name, tmp_path) == data.CANONICAL_IDENTITY[name]
+    assert data.dataset_identity(name, tmp_path) == datasets.CANONICAL_IDENTITY[name]
     assert data.is_canonical(name, tmp_path)
 
 
@@ -317,14 +317,14 @@ def test_canonical_identities_match_published_md5s():
                          "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"),
     }
     for name, md5s in raw_md5.items():
-        assert data._identity_of_md5s(zip(data._IDX_FILES, md5s)) == data.CANONICAL_IDENTITY[name]
+        assert data._identity_of_md5s(zip(datasets.IDX_FILES, md5s)) == datasets.CANONICAL_IDENTITY[name]
     cifar = CIFAR10.train_list + CIFAR10.test_list  # MD5s of the extracted batches
-    assert [f for f, _ in cifar] == list(data._CIFAR_FILES)
-    assert data._identity_of_md5s(cifar) == data.CANONICAL_IDENTITY["CIFAR10"]
+    assert [f for f, _ in cifar] == list(datasets.CIFAR_FILES)
+    assert data._identity_of_md5s(cifar) == datasets.CANONICAL_IDENTITY["CIFAR10"]
 
 
 def test_digits_identity_is_canonical():
-    assert data.dataset_identity("digits", "/nonexistent") == data.CANONICAL_IDENTITY["digits"]
+    assert data.dataset_identity("digits", "/nonexistent") == datasets.CANONICAL_IDENTITY["digits"]
     assert data.is_canonical("digits")
 
 
@@ -336,6 +336,6 @@ def test_unknown_dataset_identity_is_a_config_error():
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.mark.skipif(not (REAL / "MNIST" / "raw" / data._IDX_FILES[0]).exists(), reason="real data absent")
+@pytest.mark.skipif(not (REAL / "MNIST" / "raw" / datasets.IDX_FILES[0]).exists(), reason="real data absent")
 def test_real_downloads_are_canonical():
     assert data.is_canonical("MNIST", REAL) and data.is_canonical("FashionMNIST", REAL)

@@ -17,11 +17,13 @@ import warnings
 import pytest
 import torch
 
-from functions import distributed
-from functions.distributed import (SharedPrefixes, make_executor, pack_context, plan_tasks, run_batch,
+from functions.engine import distributed
+from functions.engine.distributed import (SharedPrefixes, make_executor, pack_context, plan_tasks, run_batch,
                                    run_with_executor, worker_context)
-from functions.experiments import CONDITIONS as REGISTERED
-from functions.experiments import PrefixCache, RunSpec, Study
+from functions.engine.cache import PrefixCache
+from functions.engine.conditions import CONDITIONS as REGISTERED
+from functions.engine.conditions import RunSpec
+from functions.engine.study import Study
 
 CONDITIONS = ("baseline", "FR")
 METRICS = ("train_acc", "val_acc", "test_acc", "epochs", "best_epoch", "n_train", "seed")
@@ -144,11 +146,22 @@ def test_make_executor_rejects_bad_arguments():
 def test_process_pool_reproduces_in_process_results(tmp, reference, tiny_config):
     study = Study(tiny_config(tmp, "pool"), root=tmp, verbose=False)
     pool = make_executor(kind="process", n_workers=2)
-    assert isinstance(pool, concurrent.futures.ProcessPoolExecutor)
+    assert isinstance(pool.backend, concurrent.futures.ProcessPoolExecutor)
     assert pool._mp_context.get_start_method() == "spawn"
     with pool:
         df = study.run(CONDITIONS, progress=False, executor=pool)
     assert outcome(df.to_dict("records")) == reference
+
+
+def test_study_run_takes_executors_not_raw_pools(tmp, tiny_config):
+    study = Study(tiny_config(tmp, "raw"), root=tmp, verbose=False)
+    with concurrent.futures.ThreadPoolExecutor(1) as raw:
+        with pytest.raises(TypeError, match="make_executor"):
+            study.run(CONDITIONS, progress=False, executor=raw)
+        wrapped = distributed.as_executor(raw)
+        assert wrapped.backend is raw and distributed.as_executor(wrapped) is wrapped
+    assert distributed.as_executor(None) is None
+    assert not study.store_path().exists() or len(study.store) == 0  # refused before any run
 
 
 # ----------------------------------------------------------------------------- on a LocalCluster
@@ -199,9 +212,9 @@ def test_crashed_client_resumes_the_grid(tmp, reference, tiny_config, client):
     cfg = tiny_config(tmp, "crashed")
     script = textwrap.dedent(f"""
         from distributed import Client
-        from functions.config import StudyConfig
-        from functions.distributed import run_with_executor
-        from functions.experiments import Study
+        from functions.engine.config import StudyConfig
+        from functions.engine.distributed import run_with_executor
+        from functions.engine.study import Study
         study = Study(StudyConfig.from_json({cfg.to_json()!r}), root={str(tmp)!r}, verbose=False)
         run_with_executor(study, study.plan({CONDITIONS!r}), Client({client.scheduler.address!r}),
                           progress=False, repeats_per_task=1)

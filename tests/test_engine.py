@@ -10,9 +10,10 @@ import time
 import pytest
 import torch
 
-from functions.config import StudyConfig
-from functions.experiments import RunSpec, Study
-from functions.store import ResultsStore
+from functions.engine.conditions import RunSpec
+from functions.engine.config import StudyConfig
+from functions.engine.store import ResultsStore
+from functions.engine.study import Study
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,8 @@ def test_kill_9_then_rerun_redoes_nothing(tmp_path, digits_config):
     """A real SIGKILL during a grid: rerunning completes it with every key exactly once."""
     script = textwrap.dedent(f"""
         import torch; torch.set_num_threads(1)
-        from functions.config import StudyConfig
-        from functions.experiments import Study
+        from functions.engine.config import StudyConfig
+        from functions.engine.study import Study
         cfg = StudyConfig.from_json({json.dumps(digits_config(tmp_path, repeats=3).to_json())})
         Study(cfg, root={str(tmp_path)!r}, verbose=False).run(("baseline", "FR"), progress=False)
     """)
@@ -114,3 +115,25 @@ def test_export_original_round_trip(study, tmp_path):
     assert {r["sampled_cut_point"] for r in cuts[1:]} == {1, 2, 3}
     assert set(cuts[1]) == {"lr", "sampled_percentage", "sampled_cut_point", "repeat", "train_acc", "test_acc"}
     assert StudyConfig.from_json(cuts_path).depth == 3
+
+
+def test_exports_go_to_their_own_folder_and_are_never_read_as_runs(study):
+    from functions.analysis.results import load_results
+
+    study.run(("baseline", "FR"), progress=False)
+    base_path, cuts_path = study.export_original()
+    results_dir = study.store_path().parent
+    assert base_path.parent == cuts_path.parent == results_dir / "original_format"
+    df = load_results(results_dir)  # the store only: exports, .lock and .claims are not runs
+    assert len(df) == len(study.store) and set(df["source"]) == {str(study.store_path())}
+    assert len(load_results(results_dir, study.store_path())) == len(df)  # a store named twice: once
+
+
+def test_row_follows_the_schema(study):
+    from functions.engine.schema import ENGINE_COLUMNS, ROW_COLUMNS, results_row
+
+    row = study.run_one(RunSpec("FR", 0.1, 1, 0))
+    assert set(row) == (set(ROW_COLUMNS) | set(ENGINE_COLUMNS)) - {"history"}
+    with pytest.raises(ValueError, match="unknown columns \\['colour'\\]"):
+        results_row(**row, colour="red")
+

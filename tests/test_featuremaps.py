@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from functions import featuremaps as fm
-from functions.data import load_dataset, normalize
-from functions.training import evaluate
+from functions.related import featuremaps as fm
+from functions.engine.data import load_dataset, normalize
+from functions.engine.training import evaluate
 
 torch.set_num_threads(2)
 

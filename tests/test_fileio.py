@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from functions import fileio
-from functions.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from functions.engine import fileio
+from functions.engine.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 
 def test_write_text_creates_and_replaces(tmp_path):

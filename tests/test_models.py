@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from functions.models import (CustomCNN, convert_original_state_dict, cut, frozen_prefix_length,
+from functions.engine.networks import (CustomCNN, convert_original_state_dict, cut, frozen_prefix_length,
                               load_state, trainable_parameters)
-from functions.training import Tensors, fit
+from functions.engine.training import Tensors, fit
 
 
 def model(**kw):

@@ -1,4 +1,5 @@
-"""Smoke and known-answer tests of functions.plots on small synthetic results frames."""
+"""Smoke and known-answer tests of the figures (functions.analysis: figures, diagnostics, transfer_conditions)
+on small synthetic results frames."""
 from __future__ import annotations
 
 import matplotlib
@@ -12,9 +13,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from functions import plots  # noqa: E402
-from functions.models import CustomCNN  # noqa: E402
-from functions.results import arm_name  # noqa: E402
+from functions.analysis import diagnostics, figures, transfer_conditions  # noqa: E402
+from functions.analysis.results import arm_name, drop_repeated_runs  # noqa: E402
+from functions.engine.networks import CustomCNN  # noqa: E402
+from functions.engine.training import class_accuracies  # noqa: E402
 
 STUDY = "MNIST[0-4]->MNIST[5-9]"
 
@@ -67,23 +69,23 @@ def _texts(fig) -> list[str]:
 
 # ----------------------------------------------------------------------------- labels
 def test_describe_setting_names_study_condition_architecture_and_lr():
-    text = plots.describe_setting(results_frame())
+    text = figures.describe_setting(results_frame())
     assert STUDY in text
     assert "FR (freeze + reinit)" in text
     assert "3×8 k3 ReLU" in text and "avg2/every2" in text and "lr 0.001" in text
-    both = plots.describe_setting(results_frame(conditions=("FR", "FT")))
+    both = figures.describe_setting(results_frame(conditions=("FR", "FT")))
     assert "conditions FR/FT" in both
 
 
 def test_fraction_label():
-    assert plots.fraction_label(0.001) == "0.1%"
-    assert plots.fraction_label(1.0) == "100%"
+    assert figures.fraction_label(0.001) == "0.1%"
+    assert figures.fraction_label(1.0) == "100%"
 
 
 # ----------------------------------------------------------------------------- box_by_cut
 def test_box_by_cut_one_panel_per_fraction_and_group_colours():
     df = results_frame(cuts=(0, 2))  # cut 2 is +0.2 on every repeat: its own group
-    fig = plots.box_by_cut(df)
+    fig = figures.box_by_cut(df)
     assert len(fig.axes) == 3
     assert STUDY in fig._suptitle.get_text() and "FR" in fig._suptitle.get_text()
     assert [ax.get_title() for ax in fig.axes] == ["fraction 1%", "fraction 10%", "fraction 100%"]
@@ -93,7 +95,7 @@ def test_box_by_cut_one_panel_per_fraction_and_group_colours():
     assert colors["cut 2"] != colors["baseline"]  # separated groups differ
     assert colors["cut 0"] == colors["baseline"]  # cut 0 ≈ baseline: same group
     boxes = {p.get_gid(): p for p in ax.patches if p.get_gid()}
-    assert boxes["box:baseline"].get_hatch() == plots.BASELINE_HATCH
+    assert boxes["box:baseline"].get_hatch() == figures.BASELINE_HATCH
     assert not boxes["box:cut 2"].get_hatch()
     texts = [t.get_text() for t in ax.texts]
     median_cut2 = np.median(df[(df.fraction == 0.01) & (df.cut == 2)].test_acc)
@@ -105,7 +107,7 @@ def test_box_by_cut_one_panel_per_fraction_and_group_colours():
 
 
 def test_box_by_cut_power_warning_written_with_five_repeats():
-    fig = plots.box_by_cut(results_frame(fractions=(0.5,), repeats=5, cuts=(1,)))
+    fig = figures.box_by_cut(results_frame(fractions=(0.5,), repeats=5, cuts=(1,)))
     assert len(fig.axes) == 1
     assert "n=5: p ≥ 0.0625, no significance possible" in _texts(fig)
     colors = _box_colors(fig.axes[0])
@@ -114,21 +116,21 @@ def test_box_by_cut_power_warning_written_with_five_repeats():
 
 def test_box_by_cut_fractions_and_conditions_make_the_grid():
     df = results_frame(conditions=("FR", "FT"))
-    fig = plots.box_by_cut(df, fractions=[0.1, 1.0])
+    fig = figures.box_by_cut(df, fractions=[0.1, 1.0])
     assert len(fig.axes) == 4  # 2 conditions × 2 fractions
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "FR · fraction 10%" and titles[2] == "FT · fraction 10%"
     with pytest.raises(ValueError, match="fractions"):
-        plots.box_by_cut(df, fractions=[0.3])
+        figures.box_by_cut(df, fractions=[0.3])
 
 
 def test_box_by_cut_counts_a_run_read_twice_once():
     df = results_frame(fractions=(0.1,), repeats=5)
     doubled = pd.concat([df, df.assign(source="cuts_export.json", val_acc=np.nan)], ignore_index=True)
-    fig = plots.box_by_cut(doubled)  # without dropping copies the pairing would be ambiguous
+    fig = figures.box_by_cut(doubled)  # without dropping copies the pairing would be ambiguous
     assert "n=5: p ≥ 0.0625, no significance possible" in _texts(fig)
-    assert len(plots.drop_repeated_runs(doubled)) == len(df)
-    assert plots.drop_repeated_runs(doubled)["val_acc"].notna().all()  # the fuller copy is kept
+    assert len(drop_repeated_runs(doubled)) == len(df)
+    assert drop_repeated_runs(doubled)["val_acc"].notna().all()  # the fuller copy is kept
 
 
 def test_box_by_cut_uses_given_groups():
@@ -136,22 +138,22 @@ def test_box_by_cut_uses_given_groups():
     groups = pd.DataFrame({"study": [STUDY, STUDY], "fraction": [0.1, 0.1], "arm": ["baseline", "cut 1"],
                            "n": [8, 8], "median": [0.5, 0.6], "rank": [2, 1], "group": [2, 1],
                            "group_label": ["b", "a"], "warning": [None, None]})
-    fig = plots.box_by_cut(df, groups=groups)
+    fig = figures.box_by_cut(df, groups=groups)
     texts = fig.axes[0].texts
     assert any(t.get_text().endswith("\nb") for t in texts)
     with pytest.raises(ValueError, match="groups"):
-        plots.box_by_cut(df, groups=groups.drop(columns="group_label"))
+        figures.box_by_cut(df, groups=groups.drop(columns="group_label"))
 
 
 def test_bad_metric_names_allowed_values():
     with pytest.raises(ValueError, match="metric 'loss'.*test_acc"):
-        plots.box_by_cut(results_frame(), metric="loss")
+        figures.box_by_cut(results_frame(), metric="loss")
 
 
 # ----------------------------------------------------------------------------- lines and grids
 def test_median_lines_one_line_per_arm_on_log_axis():
     df = results_frame()
-    fig = plots.median_lines(df)
+    fig = figures.median_lines(df)
     assert len(fig.axes) == 1
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
@@ -166,7 +168,7 @@ def test_median_lines_one_line_per_arm_on_log_axis():
 
 def test_diff_to_baseline_matches_paired_effect():
     df = results_frame(cuts=(1, 2), effect=0.05)
-    fig = plots.diff_to_baseline(df, n_boot=200)
+    fig = figures.diff_to_baseline(df, n_boot=200)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     cut2 = next(line for line in ax.get_lines() if line.get_label() == "cut 2")
@@ -174,50 +176,50 @@ def test_diff_to_baseline_matches_paired_effect():
     zero = [line for line in ax.get_lines() if np.allclose(line.get_ydata(), 0)]
     assert zero
     with pytest.raises(ValueError, match="baseline"):
-        plots.diff_to_baseline(df[df.cut != -1])
+        figures.diff_to_baseline(df[df.cut != -1])
 
 
 def test_heatmap_values_and_relative():
     df = results_frame(cuts=(0, 1))
-    fig = plots.heatmap(df)
+    fig = figures.heatmap(df)
     assert len(fig.axes) == 2  # heatmap + colour bar
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert len(texts) == 3 * 3  # 3 fractions × (baseline, cut 0, cut 1)
-    rel = plots.heatmap(df, relative=True)
+    rel = figures.heatmap(df, relative=True)
     rel_texts = [float(t.get_text()) for t in rel.axes[0].texts]
     assert len(rel_texts) == 3 * 2
     assert all(abs(v - 0.1) < 0.01 for v in rel_texts[1::2])  # cut 1 column: +0.1
     assert "minus baseline" in rel._suptitle.get_text()
     with pytest.raises(ValueError, match="stat"):
-        plots.heatmap(df, stat="mode")
+        figures.heatmap(df, stat="mode")
 
 
 def test_surface3d_has_a_3d_panel_per_condition():
-    fig = plots.surface3d(results_frame(conditions=("FR", "F")))
+    fig = figures.surface3d(results_frame(conditions=("FR", "F")))
     assert len(fig.axes) == 2
     assert all(ax.name == "3d" for ax in fig.axes)
-    single = plots.surface3d(results_frame(fractions=(0.1,)))  # one fraction: lines, not a surface
+    single = figures.surface3d(results_frame(fractions=(0.1,)))  # one fraction: lines, not a surface
     assert len(single.axes) == 1
 
 
 # ----------------------------------------------------------------------------- the network
 def test_effective_rank_known_answers():
-    assert plots.effective_rank_of(np.eye(7)) == pytest.approx(7.0)
+    assert diagnostics.effective_rank_of(np.eye(7)) == pytest.approx(7.0)
     rank_one = np.outer(np.arange(1, 6), np.arange(1, 4))
-    assert plots.effective_rank_of(rank_one) == pytest.approx(1.0)
-    assert plots.effective_rank_of(torch.diag(torch.tensor([1.0, 1.0, 0.0]))) == pytest.approx(2.0)
-    assert plots.effective_rank_of(np.zeros((3, 3))) == 0.0
+    assert diagnostics.effective_rank_of(rank_one) == pytest.approx(1.0)
+    assert diagnostics.effective_rank_of(torch.diag(torch.tensor([1.0, 1.0, 0.0]))) == pytest.approx(2.0)
+    assert diagnostics.effective_rank_of(np.zeros((3, 3))) == 0.0
     with pytest.raises(ValueError, match="2-D"):
-        plots.effective_rank_of(np.ones(4))
+        diagnostics.effective_rank_of(np.ones(4))
 
 
 def test_effective_rank_per_layer_of_a_model():
     torch.manual_seed(0)
     model = CustomCNN(in_channels=1, image_size=16, num_classes=5, depth=2, num_channels=4, kernel_size=3)
-    table = plots.effective_ranks(model)
+    table = diagnostics.effective_ranks(model)
     assert list(table["layer"]) == ["conv0", "conv1", "fc"]
     assert list(table["max_rank"]) == [4, 4, 5]  # conv weights as (4, 1·3·3) and (4, 4·3·3); fc (5, n)
-    fig = plots.effective_rank(model.state_dict())
+    fig = diagnostics.effective_rank(model.state_dict())
     assert len(fig.axes) == 1
     assert len(fig.axes[0].patches) == 2 * 3
 
@@ -225,25 +227,25 @@ def test_effective_rank_per_layer_of_a_model():
 def test_per_class_accuracy_over_the_whole_set():
     y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2])
     y_pred = np.array([0, 0, 0, 1, 1, 0, 2, 2])
-    table = plots.class_accuracies(y_true, y_pred, ["zero", "one", "two"])
+    table = class_accuracies(y_true, y_pred, ["zero", "one", "two"])
     np.testing.assert_allclose(table["accuracy"], [0.75, 0.5, 1.0])
-    fig = plots.per_class_accuracy(torch.tensor(y_true), torch.tensor(y_pred), ["zero", "one", "two"])
+    fig = diagnostics.per_class_accuracy_figure(torch.tensor(y_true), torch.tensor(y_pred), ["zero", "one", "two"])
     heights = [p.get_height() for p in fig.axes[0].patches]
     np.testing.assert_allclose(heights, [0.75, 0.5, 1.0])
     assert "8 images" in fig._suptitle.get_text()
     with pytest.raises(ValueError, match="length"):
-        plots.per_class_accuracy(y_true, y_pred[:3])
+        diagnostics.per_class_accuracy_figure(y_true, y_pred[:3])
 
 
 def test_misclassified_grid_titles_true_to_pred():
     images = torch.rand(10, 1, 8, 8)
     y_true = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     y_pred = torch.tensor([0, 2, 2, 1, 1, 2, 0, 1, 0, 0])
-    fig = plots.misclassified_grid(images, y_true, y_pred, ["a", "b", "c"])
+    fig = diagnostics.misclassified_grid(images, y_true, y_pred, ["a", "b", "c"])
     assert [ax.get_title() for ax in fig.axes] == ["b→c", "a→b", "c→a"]
-    few = plots.misclassified_grid(images.numpy(), y_true.numpy(), y_pred.numpy(), max_images=2)
+    few = diagnostics.misclassified_grid(images.numpy(), y_true.numpy(), y_pred.numpy(), max_images=2)
     assert [ax.get_title() for ax in few.axes] == ["1→2", "0→1"]
-    rgb = plots.misclassified_grid(torch.rand(10, 3, 8, 8), y_true, y_pred)
+    rgb = diagnostics.misclassified_grid(torch.rand(10, 3, 8, 8), y_true, y_pred)
     assert rgb.axes[0].images[0].get_array().shape == (8, 8, 3)
 
 
@@ -253,18 +255,18 @@ def test_learning_curves_two_panels_one_line_per_name():
         "fine-tune": {"train_loss": [0.9, 0.4], "val_loss": [1.0, 0.8], "val_acc": [0.6, 0.7],
                       "train_acc": [0.6, 0.8]},
     }
-    fig = plots.learning_curves(histories)
+    fig = diagnostics.learning_curves(histories)
     loss_ax, acc_ax = fig.axes
     assert len(fig.axes) == 2
     assert len(loss_ax.get_lines()) == 4 and len(acc_ax.get_lines()) == 3
     np.testing.assert_allclose(acc_ax.get_lines()[0].get_ydata(), [0.5, 0.7, 0.8])
     with pytest.raises(ValueError, match="val_acc"):
-        plots.learning_curves({"x": {"train_loss": [1], "val_loss": [1]}})
+        diagnostics.learning_curves({"x": {"train_loss": [1], "val_loss": [1]}})
 
 
 def test_yosinski_plot_one_panel_per_fraction_one_line_per_condition():
     df = results_frame(fractions=(0.1, 1.0), conditions=("AnB", "BnB"), cuts=(1, 2), repeats=6)
-    fig = plots.yosinski_plot(df, n_boot=100)
+    fig = transfer_conditions.yosinski_plot(df, n_boot=100)
     assert len(fig.axes) == 2
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
@@ -275,7 +277,7 @@ def test_yosinski_plot_one_panel_per_fraction_one_line_per_condition():
     band = [p for p in ax.patches if p.get_label() == "baseline 95% CI"]
     assert band
     with pytest.raises(ValueError, match="conditions"):
-        plots.yosinski_plot(df, conditions=["AnB+"])
+        transfer_conditions.yosinski_plot(df, conditions=["AnB+"])
 
 
 # ----------------------------------------------------------------------------- clustering and saving
@@ -285,7 +287,7 @@ def test_box_clustering_per_layer_groups():
              "ari": 0.1 * layer + rng.normal(0, 0.005), "dataset": "MNIST", "split": "test"}
             for f in (0.1, 1.0) for r in range(8) for layer in (0, 1, 2, 3)]
     cdf = pd.DataFrame(rows)
-    fig = plots.box_clustering(cdf)
+    fig = figures.box_clustering(cdf)
     assert len(fig.axes) == 2
     colors = _box_colors(fig.axes[0])
     assert list(colors) == ["0", "1", "2", "3"]
@@ -300,29 +302,29 @@ def test_box_clustering_named_layers_and_channels():
              "accuracy": 0.5, "ari": 0.2 * i + rng.normal(0, 0.005), "dataset": "MNIST", "split": "test"}
             for r in range(8) for i, name in enumerate(names) for channel in (-1, 0, 1)]
     cdf = pd.DataFrame(rows)
-    whole = plots.box_clustering(cdf)  # whole-layer rows (channel -1): paired, coloured by group
+    whole = figures.box_clustering(cdf)  # whole-layer rows (channel -1): paired, coloured by group
     ax = whole.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == names  # network order, not alphabetical
     colors = _box_colors(ax)
     assert colors["head_in"] != colors["input"]
-    pooled = plots.box_clustering(cdf, channel=None)  # 3 rows per (layer, repeat): no pairing, no colours
+    pooled = figures.box_clustering(cdf, channel=None)  # 3 rows per (layer, repeat): no pairing, no colours
     assert set(_box_colors(pooled.axes[0]).values()) == {to_rgba("0.85")}
     with pytest.raises(ValueError, match="channel"):
-        plots.box_clustering(cdf, channel=7)
+        figures.box_clustering(cdf, channel=7)
 
 
 def test_save_figure_writes_png_and_pdf(tmp_path):
-    fig = plots.median_lines(results_frame())
-    written = plots.save_figure(fig, tmp_path / "figs" / "median_lines")
+    fig = figures.median_lines(results_frame())
+    written = figures.save_figure(fig, tmp_path / "figs" / "median_lines")
     assert [p.name for p in written] == ["median_lines.png", "median_lines.pdf"]
     assert all(p.stat().st_size > 1000 for p in written)
     assert (tmp_path / "figs" / "median_lines.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "figs" / "median_lines.pdf").read_bytes()[:4] == b"%PDF"
     with pytest.raises(ValueError, match="formats"):
-        plots.save_figure(fig, tmp_path / "x", formats=("docx",))
+        figures.save_figure(fig, tmp_path / "x", formats=("docx",))
 
 
 def test_use_style_sets_the_theme():
-    plots.use_style(force=True)
+    figures.use_style(force=True)
     assert plt.rcParams["axes.grid"]
     assert to_rgba(plt.rcParams["axes.facecolor"]) == to_rgba("white")

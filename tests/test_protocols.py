@@ -4,9 +4,10 @@ import copy
 import pytest
 import torch
 
-from functions.config import ConfigError
-from functions.experiments import RunSpec, Study
-from functions.training import Tensors, fit_steps
+from functions.engine.conditions import RunSpec
+from functions.engine.errors import ConfigError
+from functions.engine.study import Study
+from functions.engine.training import Tensors, fit_steps
 
 
 @pytest.fixture(scope="module")

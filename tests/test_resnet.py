@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-import functions.controls  # noqa: F401  (registers AnB/BnB/surgical… for the grid test)
-from functions.config import StudyConfig
-from functions.experiments import RunSpec, Study, new_model
-from functions.models import cut, model_summary
-from functions.resnet import ResNet, block_count, blocks_for_depth
+from functions.engine.architectures import block_count, blocks_for_depth
+from functions.engine.conditions import RunSpec
+from functions.engine.config import StudyConfig
+from functions.engine.networks import ResNet, cut, model_summary, new_model
+from functions.engine.study import Study
 
 
 def resnet(depth=5, **kw):

@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from functions import results, stats
+from functions.analysis import results, stats
+from functions.engine.conditions import condition_name
+from functions.engine.original_format import export_original
 
 ORIGINAL_PARAMS = {
     "depth": 6, "num_channels": 64, "activation_function": "<class 'torch.nn.modules.activation.ReLU'>",
@@ -121,8 +123,8 @@ def test_original_format_is_filled_from_its_params(tmp_path):
 
 
 def test_condition_names():
-    assert results.condition_name(-1, True, True, False) == "baseline"
-    assert [results.condition_name(2, f, r, t) for f, r, t in
+    assert condition_name(True, True, False, cut=-1) == "baseline"
+    assert [condition_name(f, r, t) for f, r, t in
             [(True, True, False), (True, False, False), (False, True, False), (False, False, False),
              (True, True, True), (False, False, True)]] == ["FR", "F", "UR", "U", "FT", "UT"]
 
@@ -144,7 +146,7 @@ def test_export_original_round_trip(tmp_path):
     write_jsonl(store, store_rows("F"))
     ours = results.load_results(store)
     params = dict(ORIGINAL_PARAMS, reinit=False)
-    baselines, cuts = results.export_original(ours, tmp_path / "export", params, tag="regular_classes_F")
+    baselines, cuts = export_original(ours, tmp_path / "export", params, tag="regular_classes_F")
     assert baselines.name == "baselines_regular_classes_F.json" and cuts.name == "cuts_regular_classes_F.json"
     header = json.loads(cuts.read_text())[0]
     assert header["reinit"] is False and header["study"] == "MNIST[0-4]->MNIST[5-9]"
@@ -167,12 +169,12 @@ def test_export_original_rejects_ambiguous_frames(tmp_path):
     write_jsonl(store, store_rows("FR") + [our_row(1, 1.0, 0, 0.9, "UR")])
     mixed = results.load_results(store)
     with pytest.raises(ValueError, match="several transfer conditions"):
-        results.export_original(mixed, tmp_path, ORIGINAL_PARAMS, "x")
+        export_original(mixed, tmp_path, ORIGINAL_PARAMS, "x")
     fr = mixed[mixed["condition"] != "UR"]
     with pytest.raises(ValueError, match="contradicts"):
-        results.export_original(fr, tmp_path, dict(ORIGINAL_PARAMS, freeze=False), "x")
+        export_original(fr, tmp_path, dict(ORIGINAL_PARAMS, freeze=False), "x")
     with pytest.raises(ValueError, match="tag"):
-        results.export_original(fr, tmp_path, ORIGINAL_PARAMS, "a/b")
+        export_original(fr, tmp_path, ORIGINAL_PARAMS, "a/b")
 
 
 def test_mixed_sources_in_one_frame(tmp_path):
@@ -249,3 +251,17 @@ def test_load_clustering_original_and_ours(tmp_path):
     bad.write_text(json.dumps([{"x": 1}]))
     with pytest.raises(ValueError, match="not a clustering"):
         results.load_clustering(bad)
+
+
+def test_load_results_reads_a_run_once_but_keeps_runs_of_other_stores(tmp_path):
+    rows = [dict(r, config_hash="aaa", protocol="original", n_val=10) for r in store_rows("FR", cuts=(-1, 1))]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    # another store (another protocol) whose runs happen to score exactly alike: different runs, kept
+    write_jsonl(tmp_path / "b.jsonl", [dict(r, config_hash="bbb", protocol="steps") for r in rows])
+    export_original(results.load_results(tmp_path / "a.jsonl"), tmp_path / "export", ORIGINAL_PARAMS, "a_FR")
+    both = results.load_results(tmp_path)
+    assert len(both) == 2 * len(rows)
+    # the same store named twice, and a store with its export: each run once, the store's (fuller) row
+    again = results.load_results(tmp_path / "a.jsonl", tmp_path / "a.jsonl", tmp_path / "export",
+                                 study="MNIST[0-4]->MNIST[5-9]")
+    assert len(again) == len(rows) and set(again["source"]) == {str(tmp_path / "a.jsonl")}

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import wilcoxon
 from statsmodels.stats.multitest import multipletests
 
-from functions import stats
+from functions.analysis import stats
 
 
 def make_frame(means: dict, n_repeats: int = 12, noise: float = 0.01, seed: int = 0,
@@ -187,7 +187,7 @@ def test_bad_input_is_rejected_clearly():
 
 
 def test_own_holm_matches_statsmodels():
-    from functions.stats import holm
+    from functions.analysis.stats import holm
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 5, 15):

@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from functions import store as store_mod
-from functions.store import ResultsStore, check_writable
+from functions.engine import store as store_mod
+from functions.engine.store import ResultsStore, check_writable
 
 # fork: children inherit the imported package at once (a spawned child would re-import torch)
 needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")

@@ -1,7 +1,7 @@
 """Paper tables: one cell per (setting, fraction, arm), never two settings merged into one cell."""
 import pandas as pd
 
-from functions.tables import to_latex, to_markdown, wide_table
+from functions.analysis.tables import to_latex, to_markdown, wide_table
 
 
 def _summary(settings=("FR", "FT")):

@@ -3,11 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from functions.controls import tta_accuracies
-from functions.data import load_split
-from functions.models import CustomCNN
-from functions.training import Tensors, evaluate, fit
-from functions.tta import five_crops, tta_probabilities
+from functions.engine.data import load_split
+from functions.engine.networks import CustomCNN
+from functions.engine.training import Tensors, evaluate, fit, five_crops, tta_probabilities
+from functions.related.tta import tta_accuracies
 
 
 def net(in_channels=3, size=32, classes=4):

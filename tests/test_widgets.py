@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from functions import widgets  # noqa: E402
-from functions.results import arm_name  # noqa: E402
+from functions.analysis import widgets  # noqa: E402
+from functions.analysis.results import arm_name  # noqa: E402
 
 STUDY_A = "MNIST[0-4]->MNIST[5-9]"
 STUDY_B = "FashionMNIST[0-4]->FashionMNIST[5-9]"
@@ -113,6 +113,11 @@ def _write_results_tree(root):
     (original / "cuts_x.json").write_text(json.dumps([params] + cuts))
     (root / "notes").mkdir()
     (root / "notes" / "store.jsonl").write_text((ours / "store.jsonl").read_text())  # not under results/
+    # an export of our store and the store's claims sidecar: the same runs again, never listed
+    (ours / "original_format").mkdir()
+    (ours / "original_format" / "cuts_x.json").write_text(json.dumps([params] + cuts))
+    (ours / "store.jsonl.claims").mkdir()
+    (ours / "store.jsonl.claims" / "abc.json").write_text(json.dumps({"key": "x", "pid": 1}))
 
 
 def test_find_result_sources_lists_results_folders_and_files(tmp_path):
@@ -130,12 +135,19 @@ def test_explorer_switches_between_our_results_and_the_originals(tmp_path):
     _write_results_tree(tmp_path)
     explorer = widgets.ResultsExplorer(root=tmp_path)
     c = explorer.controls
-    assert c["source"].value == str(tmp_path / "FashionMNIST" / "results" / "original")
+    assert c["source"].value == str(tmp_path / "MNIST" / "results")  # opens on MNIST first
+    assert c["study"].value == STUDY_A
+    ours = explorer.figure
+    assert len(ours.axes) == 3
+    assert [t.get_text() for t in ours.axes[0].get_xticklabels()] == ["base", "0", "1", "2"]
+
+    c["source"].value = str(tmp_path / "FashionMNIST" / "results" / "original")
     assert c["study"].value == "FashionMNIST[0-4]->FashionMNIST[5-9] FR"
     original = explorer.figure
     assert len(original.axes) == 2  # fractions 10 % and 100 %
     ticks = [t.get_text() for t in original.axes[0].get_xticklabels()]
     assert ticks == ["base", "1", "2", "3"]
+    assert original is not ours
 
     c["source"].value = str(tmp_path / "MNIST" / "results" / "store.jsonl")
     assert c["study"].value == STUDY_A

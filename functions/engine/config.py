@@ -1,7 +1,9 @@
 """StudyConfig: every parameter of the study, validation, profiles and JSON round-trip.
 
 Field names follow the original study's params dict (``depth``, ``num_channels``, ``lr_fine_tune`` …) so
-its JSON files load unchanged; dataset names, data root, device and results dir are added.
+its JSON files load unchanged; dataset names, data root, device and results dir are added. Torch-free:
+dataset facts come from ``datasets``, architecture facts from ``architectures``, condition names from
+``conditions``.
 """
 from __future__ import annotations
 
@@ -13,45 +15,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .architectures import ACTIVATIONS, ARCHITECTURES, block_count, blocks_for_depth
 from .coerce import CoercionError, coerce_fields
+from .conditions import condition_name
+from .datasets import DATASET_SHAPES, DATASETS, NUM_CLASSES, check_available, default_data_root
+from .errors import ConfigError
 
-ACTIVATIONS = ("ReLU", "GELU", "SiLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Mish")
-DATASETS = ("MNIST", "FashionMNIST", "CIFAR10", "digits")
 DEVICES = ("cpu", "cuda", "auto")
-ARCHITECTURES = ("CustomCNN", "ResNet")
 PROFILES = ("smoke", "cpu", "paper")
 PROTOCOLS = ("original", "steps", "realistic")
-
-# Shape (channels, height, width) and class count of every supported dataset.
-DATASET_SHAPES = {
-    "MNIST": (1, 28, 28),
-    "FashionMNIST": (1, 28, 28),
-    "CIFAR10": (3, 32, 32),
-    "digits": (1, 16, 16),
-}
-NUM_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "digits": 10}
-
-# Named class splits of the original study: name → (pretraining classes, fine-tuning classes).
-CLASS_SPLITS = {
-    "MNIST": {"regular": ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])},
-    "FashionMNIST": {"regular": ([0, 1, 2, 3, 4, 6, 8], [5, 7, 9]),
-                     "random": ([0, 1, 2, 4, 6, 7, 9], [3, 5, 8])},
-    "CIFAR10": {"regular": ([0, 1, 8, 9], [2, 3, 4, 5, 6, 7]),
-                "reverse": ([2, 3, 4, 5, 6, 7], [0, 1, 8, 9]),
-                "random": ([5, 6, 7, 8, 9], [0, 1, 2, 3])},
-    "digits": {"regular": ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])},
-    "cross": {"all": (list(range(10)), list(range(10)))},
-}
 
 # Keys of the original params dict that steer nothing here (logging, checkpoint files, loaders).
 IGNORED_ORIGINAL_KEYS = (
     "save_best", "save_checkpoints", "is_cnn", "is_debug", "classification_report_flag",
     "num_workers", "logger", "lr", "study",
 )
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and the allowed values."""
 
 
 @dataclass
@@ -121,10 +99,7 @@ class StudyConfig:
     @property
     def condition(self) -> str:
         """Short name of the transfer condition: F/U (frozen or not) + R (re-init) or T (truncate)."""
-        name = "F" if self.freeze else "U"
-        if self.truncate:
-            return name + "T"
-        return name + ("R" if self.reinit else "")
+        return condition_name(self.freeze, self.reinit, self.truncate)
 
     def repeats_for(self, fraction: float) -> int:
         """Number of repeats at one fraction (``repeats`` is an int or one value per fraction)."""
@@ -132,13 +107,9 @@ class StudyConfig:
             return self.repeats
         return self.repeats[list(self.percentages).index(fraction)]
 
-    def num_blocks(self) -> int:
-        """Cuttable blocks: conv layers for CustomCNN; stem + residual pairs for ResNet."""
-        return 1 + (self.depth - 1) // 2 if self.architecture == "ResNet" else self.depth
-
     def cut_points(self) -> list[int]:
         """The cuts of the grid, ascending (cuts count blocks)."""
-        return sorted(self.cuts) if self.cuts is not None else list(range(self.num_blocks() + 1))
+        return sorted(self.cuts) if self.cuts is not None else list(range(block_count(self) + 1))
 
     def resolved_data_root(self) -> Path:
         """The data root: the config field, else ``$TL_STUDY_DATA``, else ``./data``."""
@@ -208,8 +179,6 @@ class StudyConfig:
             if value is not None:  # a stratified slice needs at least one image of every class
                 _check_int_at_least(name, value, n_classes)
         if check_data:
-            from .data import check_available
-
             for name in {self.source_dataset, self.target_dataset}:
                 check_available(name, self.resolved_data_root(), self.download)
         return self
@@ -272,21 +241,20 @@ class StudyConfig:
                 raise ConfigError(f"repeats must be >= 1, got {r!r}")
         if self.cuts is None:
             return
+        n_blocks = block_count(self)  # cuts count blocks (a ResNet's stem and residual pairs)
         if not isinstance(self.cuts, (list, tuple)) or len(self.cuts) == 0:
-            raise ConfigError(f"cuts must be None (every cut 0..{self.num_blocks()}) or a non-empty list of "
+            raise ConfigError(f"cuts must be None (every cut 0..{n_blocks}) or a non-empty list of "
                               f"cuts, got {self.cuts!r}")
         for k in self.cuts:
-            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= self.num_blocks():
-                raise ConfigError(f"cuts: cut {k!r} is outside the allowed range 0..{self.num_blocks()} (blocks)")
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n_blocks:
+                raise ConfigError(f"cuts: cut {k!r} is outside the allowed range 0..{n_blocks} (blocks)")
         if len(set(self.cuts)) != len(self.cuts):
             raise ConfigError(f"cuts lists a cut twice: {self.cuts}")
 
     def _validate_pooling(self) -> None:
         _, size, _ = DATASET_SHAPES[self.source_dataset]
         if self.architecture == "ResNet":
-            if self.depth not in (3, 5, 7):
-                raise ConfigError(f"depth {self.depth!r} is not allowed for architecture='ResNet'; "
-                                  "allowed: [3, 5, 7] (stem + residual pairs)")
+            blocks_for_depth(self.depth)  # ConfigError naming the allowed depths
             return  # the residual family pools after each pair and stops below 2 px by itself
         if not self.use_pooling:
             return
@@ -399,20 +367,6 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def class_split(dataset: str, name: str) -> tuple[list[int], list[int]]:
-    """(pretraining classes, fine-tuning classes) of a named split of the original study."""
-    if dataset not in CLASS_SPLITS:
-        raise ConfigError(f"dataset {dataset!r} has no named class splits; allowed: {list(CLASS_SPLITS)}")
-    if name not in CLASS_SPLITS[dataset]:
-        raise ConfigError(f"class_split {name!r} is unknown for {dataset}; allowed: {list(CLASS_SPLITS[dataset])}")
-    pre, fine = CLASS_SPLITS[dataset][name]
-    return list(pre), list(fine)
-
-
-def default_data_root(explicit: str | os.PathLike | None = None) -> Path:
-    """The data root: ``explicit``, else ``$TL_STUDY_DATA``, else ``data/`` at the repository root."""
-    chosen = explicit or os.environ.get("TL_STUDY_DATA")
-    return Path(chosen).expanduser() if chosen else Path(__file__).resolve().parents[1] / "data"
 
 
 def profile_from_env(default: str = "cpu") -> str:

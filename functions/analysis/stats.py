@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from functions.results import arm_sort_key, sort_arms
+from functions.analysis.results import arm_sort_key, sort_arms
 
 BOOTSTRAP_STATS = ("median", "iqm", "mean")
 DEFAULT_BY = ("study", "fraction")
@@ -91,7 +91,7 @@ def _check_frame(df: pd.DataFrame, metric: str, arm_col: str, by: list[str], pai
         raise ValueError(
             f"several rows share one (by…, {arm_col}, {pair_col}), e.g. {examples}: pairing is ambiguous. "
             "Add the column that tells them apart to `by` (e.g. 'condition', 'lr'), or call "
-            "functions.results.expand_baselines(df) and use by=('study', 'setting', 'fraction')")
+            "functions.analysis.results.expand_baselines(df) and use by=('study', 'setting', 'fraction')")
 
 
 def _groups(df: pd.DataFrame, by: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:

@@ -4,7 +4,7 @@ The space: depth, width, filter organisation (constant / doubling / halving per 
 per layer, pooling (max / avg / strided conv / none, every n layers), activation, batch norm, dropout
 and learning rate. Each trial trains a :class:`SearchCNN` with Adam for a few epochs on a seeded data
 subset and reports validation accuracy per epoch, so the median pruner can stop poor trials early.
-The best trial is exported as the nearest :class:`~functions.config.StudyConfig`, with a note for every
+The best trial is exported as the nearest :class:`~functions.engine.config.StudyConfig`, with a note for every
 choice StudyConfig cannot express.
 """
 from __future__ import annotations
@@ -21,10 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import DATASET_SHAPES, NUM_CLASSES, ConfigError, StudyConfig
-from .data import Split, load_split, stable_seed
-from .models import ACTIVATION_CLASSES
-from .training import channels_last, evaluate
+from functions.engine.config import StudyConfig
+from functions.engine.data import Split, load_split, stable_seed
+from functions.engine.datasets import DATASET_SHAPES, NUM_CLASSES
+from functions.engine.errors import ConfigError
+from functions.engine.networks import ACTIVATION_CLASSES, count_parameters
+from functions.engine.training import channels_last, evaluate
 
 ACTIVATIONS = ("ReLU", "GELU", "SiLU", "LeakyReLU", "Mish")
 ORGANISATIONS = ("constant", "doubling", "halving")
@@ -132,11 +134,6 @@ class SearchCNN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 # ----------------------------------------------------------------------------- training
 def train_epochs(model: nn.Module, split: Split, lr: float, epochs: int, batch_size: int, seed: int,
                  on_epoch=None) -> list[float]:
@@ -170,7 +167,7 @@ def make_objective(split: Split, in_channels: int, image_size: int, epochs: int,
         spec = suggest_spec(trial, max_depth, widths, kernels, max_channels)
         torch.manual_seed(stable_seed("trial", seed, trial.number))  # same weights for the same trial
         model = SearchCNN(spec, in_channels, image_size, split.num_classes).to(device)
-        trial.set_user_attr("n_params", count_parameters(model))
+        trial.set_user_attr("n_params", count_parameters(model, trainable_only=True))
         trial.set_user_attr("channels", spec_channels(spec))
         start = time.perf_counter()
 
@@ -293,7 +290,7 @@ def retrain_and_test(model: nn.Module, split: Split, lr: float, epochs: int, bat
     start = time.perf_counter()
     val_accs = train_epochs(model, split, lr, epochs, batch_size, seed)
     return dict(val_acc=val_accs[-1], test_acc=evaluate(model, split.x_test, split.y_test),
-                n_params=count_parameters(model), seconds=time.perf_counter() - start)
+                n_params=count_parameters(model, trainable_only=True), seconds=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- plots

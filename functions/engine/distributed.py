@@ -1,8 +1,10 @@
 """Run a study grid on other processes or machines: a local process pool or a Dask cluster.
 
-The grid runner (:meth:`functions.experiments.Study.run`) takes an ``executor``. ``None`` trains in this
-process; :func:`make_executor` gives a Dask ``Client`` (a LocalCluster on this machine, or a scheduler
-somewhere else) or a ``concurrent.futures.ProcessPoolExecutor``; :func:`run_with_executor` does the rest:
+The grid runner (:meth:`functions.engine.study.Study.run`) takes an ``executor``. ``None`` trains in this
+process; :func:`make_executor` gives an :class:`Executor` (the study's executor protocol: ``run_specs``)
+over a Dask ``Client`` (a LocalCluster on this machine, or a scheduler somewhere else) or a
+``concurrent.futures.ProcessPoolExecutor``, and :func:`as_executor` wraps one you made yourself;
+:func:`run_with_executor` does the rest:
 
 * **Tasks.** One task is one (condition, fraction, cut) with a small batch of its repeats: all repeats of
   a tiny fraction (where per-run overheads dominate) down to one repeat per task at full data; the
@@ -42,10 +44,12 @@ from torch import nn
 from distributed.diagnostics.plugin import WorkerPlugin
 from tqdm.auto import tqdm
 
-from .config import DATASET_SHAPES, StudyConfig
-from .experiments import (CONDITIONS, SOURCES, Condition, PrefixCache, RunSpec, Study,
-                          cache_bytes_estimate, new_model)
-from .models import CustomCNN
+from .cache import PrefixCache, parts_nbytes, worth_caching
+from .conditions import CONDITIONS, SOURCES, Condition, RunSpec
+from .config import StudyConfig
+from .datasets import DATASET_SHAPES
+from .networks import BlockNet, new_model
+from .study import Study
 
 KINDS = ("dask", "process", "local")
 LOCAL_CLUSTER_NAMES = ("", "local", "local-cluster")
@@ -54,6 +58,52 @@ _LOCAL_CLUSTER = re.compile(r"^(local|local-cluster)(?::(\d+))?$")
 
 
 # ----------------------------------------------------------------------------- executors
+class Executor:
+    """A Dask ``Client`` or a ``concurrent.futures`` executor behind the study's executor protocol:
+    ``Study.run(..., executor=this)`` calls :meth:`run_specs`.
+
+    Everything else (``submit``, ``nthreads``, ``scheduler`` …) is the wrapped ``backend``'s; closing the
+    executor (or leaving its ``with`` block) closes the client or shuts the pool down.
+    """
+
+    def __init__(self, backend: Any):
+        self.backend = _backend(backend)
+
+    def run_specs(self, study: Study, todo: list[RunSpec], progress: bool = True,
+                  repeats_per_task: int | None = None) -> int:
+        """Train ``todo`` on the backend, storing rows as they arrive; the number of rows stored."""
+        return run_with_executor(study, todo, self.backend, progress, repeats_per_task)
+
+    def close(self) -> None:
+        if is_dask_client(self.backend):
+            self.backend.close()
+        else:
+            self.backend.shutdown()
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "backend":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
+    def __repr__(self) -> str:
+        return f"Executor({self.backend!r})"
+
+
+def as_executor(executor: Any) -> Executor | None:
+    """``executor`` behind the study's executor protocol: None stays None (train in this process), an
+    object with ``run_specs`` is returned as it is, a Dask ``Client`` or ``concurrent.futures`` executor
+    is wrapped in an :class:`Executor`."""
+    if executor is None or callable(getattr(executor, "run_specs", None)):
+        return executor
+    return Executor(executor)
+
+
 def available_cores() -> int:
     """CPU cores this process may use (the affinity mask where the OS has one)."""
     try:
@@ -65,7 +115,8 @@ def available_cores() -> int:
 def make_executor(scheduler_address: str | None = None, n_workers: int | None = None,
                   threads_per_worker: int = 1, kind: str = "dask", torch_threads: int | None = None,
                   **cluster_kwargs: Any):
-    """An executor for :meth:`Study.run`: a Dask ``Client``, a process pool, or None (in-process).
+    """An executor for :meth:`Study.run`: an :class:`Executor` over a Dask ``Client`` or a process pool, or
+    None (in-process).
 
     ``kind="dask"``: ``scheduler_address`` empty, ``"local"`` or ``"local-cluster"`` (optionally
     ``":N"`` for N workers) starts a LocalCluster of ``n_workers`` processes × ``threads_per_worker``
@@ -108,10 +159,10 @@ def make_executor(scheduler_address: str | None = None, n_workers: int | None = 
 
         # spawn: a forked child would inherit this process's OpenMP thread pool in an undefined state
         spawn = multiprocessing.get_context("spawn")
-        return concurrent.futures.ProcessPoolExecutor(
-            n_workers, mp_context=spawn, initializer=_set_torch_threads, initargs=(torch_threads,))
-    return _dask_client(address if not local else None, n_workers, threads_per_worker, torch_threads,
-                        cluster_kwargs)
+        return Executor(concurrent.futures.ProcessPoolExecutor(
+            n_workers, mp_context=spawn, initializer=_set_torch_threads, initargs=(torch_threads,)))
+    return Executor(_dask_client(address if not local else None, n_workers, threads_per_worker, torch_threads,
+                                 cluster_kwargs))
 
 
 def _dask_client(address: str | None, n_workers: int, threads_per_worker: int, torch_threads: int | None,
@@ -228,13 +279,7 @@ def build_worker_study(context: WorkerContext) -> Study:
     study = context.study_class(cfg, root=context.root, verbose=False)
     study.record_history = context.record_history
     for name, net in context.sources.items():
-        net = net.to(study.device).eval()
-        if name == "A":
-            study._pretrained = net
-        elif name == "B":
-            study._pretrained_b = net
-        else:
-            study._sources[name] = net
+        study.use_source(name, net)
     return study
 
 
@@ -256,9 +301,9 @@ class SharedPrefixes:
         self.lock = threading.Lock()  # worker threads share one instance
 
     def _bytes(self) -> int:
-        return sum(_nbytes(parts) for parts in self.features.values())
+        return sum(parts_nbytes(parts) for parts in self.features.values())
 
-    def at(self, source: CustomCNN, k: int) -> dict[str, torch.Tensor] | None:
+    def at(self, source: BlockNet, k: int) -> dict[str, torch.Tensor] | None:
         """Validation and test features after block k−1 of ``source`` (None when over budget)."""
         with self.lock:
             key = (id(source), k)
@@ -268,12 +313,12 @@ class SharedPrefixes:
                     no_train_rows = torch.empty(0, dtype=torch.long)
                     walker = PrefixCache(source, self.study.target, no_train_rows, self.study.device,
                                          self.budget, self.study.cfg.eval_batch_size)
-                    del walker.parts["train"]
+                    walker.drop("train")
                     self.walkers[id(source)] = walker
                 while walker.k < k:
                     walker.advance_to(walker.k + 1)
-                    features = dict(walker.parts)  # advance_to replaces the tensors: this copy stays valid
-                    if self._bytes() + _nbytes(features) <= self.budget:
+                    features = walker.features()
+                    if self._bytes() + parts_nbytes(features) <= self.budget:
                         self.features[(id(source), walker.k)] = features
                 if key not in self.features:
                     return None
@@ -287,24 +332,19 @@ class SharedPrefixes:
             return None
         source = study.cache_source(condition)
         rows = torch.cat([study.subset(s.fraction, s.repeat) for s in specs])
-        n_rows = len(torch.unique(rows)) + len(study.target.y_val) + len(study.target.y_test)
-        if cache_bytes_estimate(source, n_rows, k) > 2 * self.budget:
+        if not worth_caching(source, study.target, rows, k, self.budget):
             return None  # the in-process engine computes this prefix on the fly too
         cache = PrefixCache(source, study.target, rows, study.device, self.budget,
                             study.cfg.eval_batch_size)
         shared = self.at(source, k)
         if shared is not None:
-            cache.parts = {"train": cache.parts["train"]}
+            cache.drop("val", "test")  # taken from this worker's shared features below
         cache.advance_to(k)
         if not cache.fits:
             return None
         if shared is not None:
-            cache.parts.update(shared)
+            cache.adopt(shared, k)
         return cache
-
-
-def _nbytes(parts: dict[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in parts.values())
 
 
 @dataclass
@@ -458,19 +498,27 @@ def is_dask_client(executor: Any) -> bool:
     return module == "distributed" and hasattr(executor, "register_plugin")
 
 
+def _backend(executor: Any):
+    """The Dask Client or concurrent.futures executor behind ``executor`` (an :class:`Executor` or either)."""
+    if isinstance(executor, Executor):
+        return executor.backend
+    if is_dask_client(executor) or isinstance(executor, concurrent.futures.Executor):
+        return executor
+    raise ValueError(f"executor must be a dask.distributed Client, a concurrent.futures.Executor or "
+                     f"None, got {type(executor).__name__}")
+
+
 def run_with_executor(study: Study, todo: list[RunSpec], executor, progress: bool = True,
                       repeats_per_task: int | None = None) -> int:
-    """Run ``todo`` on ``executor`` (a Dask Client or a concurrent.futures.Executor), storing rows as
-    they arrive.
+    """Run ``todo`` on ``executor`` (an :class:`Executor`, a Dask Client or a concurrent.futures.Executor),
+    storing rows as they arrive.
 
     Returns the number of rows appended to ``study.store``. Failed tasks do not stop the others: every
     result that arrives is stored, then a RuntimeError names the failures (a rerun resumes them).
     """
     if not todo:
         return 0
-    if not (is_dask_client(executor) or isinstance(executor, concurrent.futures.Executor)):
-        raise ValueError(f"executor must be a dask.distributed Client, a concurrent.futures.Executor or "
-                         f"None, got {type(executor).__name__}")
+    executor = _backend(executor)
     tasks = plan_tasks(study, todo, repeats_per_task)
     key, blob = pack_context(worker_context(study, todo))
     runner = _run_on_dask if is_dask_client(executor) else _run_on_pool
@@ -535,9 +583,7 @@ def _collect(study: Study, futures: dict, finished: Iterable, bar) -> int:
                 bar.update(len(batch))
                 continue
             for row in rows:
-                before = len(study.store)
-                study.store.append(row)
-                stored += len(study.store) - before
+                stored += study.store.append(row)  # False when the key was stored already (a retried task)
             bar.update(len(rows))
             last = rows[-1]
             bar.set_postfix(cond=last["condition"], f=last["fraction"], k=last["cut"],

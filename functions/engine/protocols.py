@@ -39,7 +39,7 @@ def run_protocols(cfg: StudyConfig, root: str | Path = ".", conditions: Iterable
     """
     import pandas as pd
 
-    from .experiments import Study
+    from .study import Study
 
     frames, walls = [], {}
     for label, variant_cfg in protocol_configs(cfg, variants).items():

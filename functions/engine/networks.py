@@ -1,7 +1,13 @@
-"""CustomCNN as an ordered list of conv blocks plus a head; cut / freeze / re-init / truncate.
+"""The study's networks as ordered lists of blocks plus a head; cut / freeze / re-init / truncate.
 
-"Cut at k" slices the block list: blocks ``[0, k)`` come from the pretrained model, blocks
-``[k, depth)`` are re-initialised, kept, or removed, and the head is always new.
+:class:`CustomCNN` (conv blocks) and :class:`ResNet` (a stem and residual pairs) share the
+:class:`BlockNet` interface. "Cut at k" slices the block list: blocks ``[0, k)`` come from the pretrained
+model, blocks ``[k, depth)`` are re-initialised, kept, or removed, and the head is always new.
+
+The residual family has no batch normalisation, on purpose: a frozen BatchNorm still updates its running
+statistics in training mode, so "frozen" blocks would drift, and cached prefix activations (computed in
+eval mode) would no longer equal what the network computes while training. Three residual pairs train
+well without it.
 """
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ import zlib
 
 import torch
 from torch import nn
+
+from .architectures import blocks_for_depth
+from .datasets import DATASET_SHAPES
 
 ACTIVATION_CLASSES = {
     "ReLU": nn.ReLU, "GELU": nn.GELU, "SiLU": nn.SiLU, "LeakyReLU": nn.LeakyReLU, "ELU": nn.ELU,
@@ -139,10 +148,94 @@ class CustomCNN(BlockNet):
         self.head = self.make_head(num_classes)
 
 
+# ----------------------------------------------------------------------------- the residual family
+class StemBlock(nn.Module):
+    """The first conv layer: ``in_channels`` → ``channels`` ("same" padding) → activation."""
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, activation: str):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2)
+        self.act = ACTIVATION_CLASSES[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+class ResidualBlock(nn.Module):
+    """Two conv layers with an identity shortcut, then optional 2×2 average pooling."""
+
+    def __init__(self, channels: int, kernel_size: int, activation: str, pool_stride: int | None):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.conv_2 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.act = ACTIVATION_CLASSES[activation]()
+        self.pool = nn.AvgPool2d(2, pool_stride) if pool_stride else None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.act(h + self.conv_2(self.act(self.conv(h))))
+        return self.pool(h) if self.pool is not None else h
+
+
+class PooledHead(Head):
+    """Global average pooling over the image, then the linear layer(s) of :class:`Head`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.mean(dim=(2, 3)) if x.dim() == 4 else x)
+
+
+class ResNet(BlockNet):
+    """Stem + residual pairs + global average pooling, with CustomCNN's block/head interface.
+
+    ``depth`` counts conv layers (3, 5 or 7: the stem plus two per residual pair), so ``from_config``
+    takes ``cfg.depth`` as it is; :attr:`depth` afterwards counts blocks, which is what cuts count.
+    """
+
+    head_class = PooledHead
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, depth: int = 5,
+                 num_channels: int = 16, kernel_size: int = 3, activation: str = "ReLU",
+                 use_pooling: bool = True, pooling_every_n_layers: int = 2, pooling_stride: int = 2,
+                 two_linear_layers: bool = False, hidden_dim_lin: int = 128):
+        super().__init__()
+        if activation not in ACTIVATION_CLASSES:
+            raise ValueError(f"activation {activation!r} is unknown; allowed: {list(ACTIVATION_CLASSES)}")
+        n_pairs = blocks_for_depth(depth) - 1
+        self.in_channels, self.image_size = in_channels, image_size
+        self.activation = activation
+        self.hidden = hidden_dim_lin if two_linear_layers else None
+        # A residual pair holds two conv layers, so "pool every n conv layers" pools after every
+        # max(1, n // 2)-th pair.
+        every_pairs = max(1, pooling_every_n_layers // 2)
+        blocks: list[nn.Module] = [StemBlock(in_channels, num_channels, kernel_size, activation)]
+        size = image_size
+        for j in range(1, n_pairs + 1):
+            pool = pooling_stride if use_pooling and j % every_pairs == 0 and size >= 2 else None
+            if pool:
+                size = (size - 2) // pool + 1
+            blocks.append(ResidualBlock(num_channels, kernel_size, activation, pool))
+        self.blocks = nn.ModuleList(blocks)
+        self.head = self.make_head(num_classes)
+
+    @property
+    def conv_layers(self) -> int:
+        return 1 + 2 * (len(self.blocks) - 1)
+
+    def head_features(self, h: torch.Tensor) -> torch.Tensor:
+        """The channel means of the last block (global average pooling)."""
+        return h.mean(dim=(2, 3))
+
+
+def new_model(cfg, num_classes: int) -> BlockNet:
+    """An untrained network of a StudyConfig's architecture, shaped for its datasets."""
+    channels, size, _ = DATASET_SHAPES[cfg.source_dataset]
+    net_class = ResNet if cfg.architecture == "ResNet" else CustomCNN
+    return net_class.from_config(cfg, channels, size, num_classes)
+
+
 class Suffix(nn.Module):
     """Blocks ``[start, depth)`` and the head of a model: what trains on cached prefix activations."""
 
-    def __init__(self, model: CustomCNN, start: int):
+    def __init__(self, model: BlockNet, start: int):
         super().__init__()
         self.blocks = nn.ModuleList(list(model.blocks)[start:])
         self.head = model.head
@@ -154,8 +247,8 @@ class Suffix(nn.Module):
 
 
 # ----------------------------------------------------------------------------- cutting
-def cut(model: CustomCNN, k: int, num_classes: int, freeze: bool = True, reinit: bool = True,
-        truncate: bool = False, reinit_both_dense: bool = True, seed: int | None = None) -> CustomCNN:
+def cut(model: BlockNet, k: int, num_classes: int, freeze: bool = True, reinit: bool = True,
+        truncate: bool = False, reinit_both_dense: bool = True, seed: int | None = None) -> BlockNet:
     """A new model from ``model`` cut at ``k`` (blocks [0,k) kept; the rest re-init/kept/removed; new head).
 
     ``seed`` makes the fresh weights common random numbers: block j is re-initialised from
@@ -212,7 +305,7 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def frozen_prefix_length(model: CustomCNN) -> int:
+def frozen_prefix_length(model: BlockNet) -> int:
     """How many leading blocks are entirely frozen (these can be served from the activation cache)."""
     n = 0
     for block in model.blocks:
@@ -244,7 +337,7 @@ def convert_original_state_dict(state: dict[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
-def load_state(model: CustomCNN, state: dict[str, torch.Tensor]) -> CustomCNN:
+def load_state(model: BlockNet, state: dict[str, torch.Tensor]) -> BlockNet:
     """Load our own or the original study's state dict into ``model`` (names detected)."""
     if any(k.startswith("conv") for k in state):
         state = convert_original_state_dict(state)
@@ -252,7 +345,7 @@ def load_state(model: CustomCNN, state: dict[str, torch.Tensor]) -> CustomCNN:
     return model
 
 
-def model_summary(model: CustomCNN) -> "pandas.DataFrame":  # noqa: F821
+def model_summary(model: BlockNet) -> "pandas.DataFrame":  # noqa: F821
     """One row per block and head layer: output shape and parameter count."""
     import pandas as pd
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .training import channels_last, evaluate
+from functions.engine.training import channels_last, evaluate
 
 # Settings per profile: smoke takes seconds on a slice, cpu trains on the whole dataset.
 PROFILES = {

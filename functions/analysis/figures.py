@@ -1,21 +1,18 @@
-"""Every figure of the study, from tidy frames (``functions.results``) to matplotlib Figures.
+"""The study's figures over results frames (``functions.analysis.results``), as matplotlib Figures.
 
 Each plotting function returns a :class:`matplotlib.figure.Figure` (made with pyplot, so a notebook shows
 it at the end of the cell) and never saves it; :func:`save_figure` writes PNG and PDF. Titles state the
-setting (study, condition, architecture, pooling, lr) through :func:`describe_setting`.
-
-A results frame may mix several transfer conditions (FR, F, FT …) that share one from-scratch baseline,
-and a results folder usually holds a run twice (the JSON-lines store and its export in the original's
-format). Every figure therefore first drops repeated copies of a run and gives each condition its own copy
-of the matching baseline (:func:`functions.results.expand_baselines`); then each (study, condition) gets
-its own panel (a row of panels, one per fraction, for the box plots).
+setting (study, condition, architecture, pooling, lr) through :func:`describe_setting`. A frame may mix
+transfer conditions that share one baseline: every figure first gives each condition its own copy of it
+(:func:`functions.analysis.results.with_settings`), then each (study, condition) gets its own panel (a
+row of panels, one per fraction, for the box plots). Figures of one network are in ``diagnostics``.
 """
 from __future__ import annotations
 
 import math
 import re
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,25 +20,14 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from functions import stats
-from functions.results import BASELINE_MATCH, expand_baselines, sort_arms, summary_table
+from functions.analysis import stats
+from functions.analysis.results import sort_arms, summary_table, with_settings
+from functions.engine.conditions import condition_label, ordered_conditions
 
 METRICS = ("test_acc", "train_acc", "val_acc")
 HEATMAP_STATS = ("median", "mean", "iqm", "std", "count")
-# what each condition code stands for, in the words of the study's switches
-CONDITION_WORDS = {
-    "baseline": "from scratch",
-    "FR": "freeze + reinit",
-    "F": "freeze, suffix kept",
-    "FT": "freeze + truncate",
-    "UR": "unfrozen + reinit",
-    "U": "unfrozen, suffix kept",
-    "UT": "unfrozen + truncate",
-}
-CONDITION_ORDER = ("FR", "F", "FT", "UR", "U", "UT", "AnB", "AnB+", "BnB", "BnB+")
 BASELINE_COLOR = "0.2"
 BASELINE_HATCH = "///"
-_RUN_KEY = ("study", "condition", "fraction", "cut", "repeat", "lr", "train_acc", "test_acc")
 _style_applied = False
 
 
@@ -84,7 +70,7 @@ def fraction_label(fraction: float) -> str:
     return f"{100 * float(fraction):g}%"
 
 
-def _values(df: pd.DataFrame, column: str) -> list:
+def distinct_values(df: pd.DataFrame, column: str) -> list:
     """Distinct non-null values of a column (empty when the column is missing)."""
     if column not in df.columns:
         return []
@@ -93,18 +79,6 @@ def _values(df: pd.DataFrame, column: str) -> list:
 
 def _joined(values: Iterable, fmt=str) -> str:
     return "/".join(fmt(v) for v in values)
-
-
-def condition_label(condition: str) -> str:
-    """``FR`` → ``FR (freeze + reinit)``; a control keeps its name."""
-    words = CONDITION_WORDS.get(condition)
-    return f"{condition} ({words})" if words else str(condition)
-
-
-def ordered_conditions(conditions: Iterable[str]) -> list[str]:
-    """Conditions in the study's order (FR, F, FT, UR, U, UT, AnB … then by name), baseline last."""
-    rank = {name: i for i, name in enumerate(CONDITION_ORDER)}
-    return sorted(set(conditions), key=lambda c: (c == "baseline", rank.get(c, len(rank)), str(c)))
 
 
 def describe_setting(df: pd.DataFrame) -> str:
@@ -116,18 +90,18 @@ def describe_setting(df: pd.DataFrame) -> str:
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     parts = []
-    studies = _values(df, "study")
+    studies = distinct_values(df, "study")
     if len(studies) > 2:  # each panel names its own study; the title would overflow
         parts.append(f"{len(studies)} studies")
     elif studies:
         parts.append(_joined(sorted(map(str, studies))))
-    conditions = [c for c in _values(df, "condition") if c != "baseline"] or _values(df, "condition")
+    conditions = [c for c in distinct_values(df, "condition") if c != "baseline"] or distinct_values(df, "condition")
     if len(conditions) == 1:
         parts.append(condition_label(conditions[0]))
     elif conditions:
         parts.append("conditions " + _joined(ordered_conditions(conditions)))
-    depth, channels = _values(df, "depth"), _values(df, "num_channels")
-    kernel, activation = _values(df, "kernel_size"), _values(df, "activation")
+    depth, channels = distinct_values(df, "depth"), distinct_values(df, "num_channels")
+    kernel, activation = distinct_values(df, "kernel_size"), distinct_values(df, "activation")
     if depth or channels:
         arch = f"{_joined(sorted(depth)) or '?'}×{_joined(sorted(channels)) or '?'}"
         if kernel:
@@ -135,17 +109,17 @@ def describe_setting(df: pd.DataFrame) -> str:
         if activation:
             arch += f" {_joined(sorted(activation))}"
         parts.append(arch)
-    pooling = _values(df, "pooling")
+    pooling = distinct_values(df, "pooling")
     if pooling:
         parts.append("pool " + _joined(sorted(pooling)))
-    lrs = _values(df, "lr")
+    lrs = distinct_values(df, "lr")
     if lrs:
         parts.append("lr " + _joined(sorted(lrs), lambda v: f"{v:g}"))
     return " | ".join(parts) if parts else "results"
 
 
 # ----------------------------------------------------------------------------- frame checks
-def _check_frame(df, columns: Iterable[str], name: str = "df") -> None:
+def check_frame(df, columns: Iterable[str], name: str = "df") -> None:
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
@@ -155,7 +129,7 @@ def _check_frame(df, columns: Iterable[str], name: str = "df") -> None:
         raise ValueError(f"{name} is empty: nothing to plot")
 
 
-def _check_metric(df: pd.DataFrame, metric: str) -> None:
+def check_metric(df: pd.DataFrame, metric: str) -> None:
     if metric not in df.columns or not df[metric].notna().any():
         present = [c for c in df.columns if c.endswith("_acc") and df[c].notna().any()] or list(df.columns)
         raise ValueError(f"metric {metric!r} has no values in df; allowed: {present}")
@@ -176,33 +150,6 @@ def _pick_fractions(df: pd.DataFrame, fractions) -> list[float]:
 
 
 # ----------------------------------------------------------------------------- settings
-def drop_repeated_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """Keep one copy of each run read twice (a store and its export), preferring the fuller row."""
-    key = [c for c in _RUN_KEY if c in df.columns]
-    if len(key) < 4:
-        return df
-    richness = df.notna().sum(axis=1)
-    kept = df.assign(_rich=richness).sort_values("_rich", ascending=False, kind="stable")
-    kept = kept.drop_duplicates(key).drop(columns="_rich")
-    return df.loc[sorted(kept.index)]
-
-
-def with_settings(df: pd.DataFrame) -> pd.DataFrame:
-    """Repeated runs dropped and a ``setting`` column: each condition with its own copy of the baseline."""
-    df = drop_repeated_runs(df)
-    if "study" not in df.columns:
-        df = df.assign(study="")
-    if "condition" not in df.columns:
-        return df.assign(setting="all")
-    if not (df["cut"] != -1).any():
-        return df.assign(setting="baseline")
-    match = [c for c in BASELINE_MATCH if c in df.columns]
-    expanded = expand_baselines(df, match=match)
-    if (expanded["setting"] != "baseline").any():  # baselines no condition uses would be a lone panel
-        expanded = expanded[expanded["setting"] != "baseline"]
-    return expanded.reset_index(drop=True)
-
-
 def _row_columns(df: pd.DataFrame) -> list[str]:
     """Columns that tell one row of panels from another: study, setting, and lr when it varies."""
     columns = ["study", "setting"]
@@ -230,11 +177,12 @@ def setting_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return rows
 
 
-def _panel_title(row_label: str, text: str) -> str:
+def panel_title(row_label: str, text: str) -> str:
     return f"{row_label} · {text}" if row_label else text
 
 
-def _finish(fig: Figure, title: str) -> Figure:
+def titled(fig: Figure, title: str) -> Figure:
+    """``fig`` with its overall title set."""
     fig.suptitle(title)
     return fig
 
@@ -351,14 +299,14 @@ def _panels(n: int, width: float, height: float, max_cols: int = 3, **kwargs) ->
     """``n`` panels wrapped into rows of at most ``max_cols``; unused grid cells removed."""
     ncols = min(n, max_cols)
     nrows = math.ceil(n / ncols)
-    fig, axes = _grid(nrows, ncols, width=width, height=height, **kwargs)
+    fig, axes = panel_grid(nrows, ncols, width=width, height=height, **kwargs)
     flat = list(axes.flat)
     for ax in flat[n:]:
         fig.delaxes(ax)
     return fig, flat[:n]
 
 
-def _grid(nrows: int, ncols: int, width: float = 3.3, height: float = 3.4, **kwargs):
+def panel_grid(nrows: int, ncols: int, width: float = 3.3, height: float = 3.4, **kwargs):
     fig, axes = plt.subplots(nrows, ncols, figsize=(min(width * ncols + 0.6, 30), height * nrows + 0.8),
                              squeeze=False, layout="constrained", **kwargs)
     return fig, axes
@@ -368,14 +316,14 @@ def box_by_cut(df: pd.DataFrame, metric: str = "test_acc", fractions=None, group
                alpha: float = 0.05) -> Figure:
     """Boxes per arm (baseline, then cuts ascending), one panel per fraction, one row per condition.
 
-    Box colour = rank group (:func:`functions.stats.rank_groups`, computed when ``groups`` is None; else
+    Box colour = rank group (:func:`functions.analysis.stats.rank_groups`, computed when ``groups`` is None; else
     a frame of its shape whose ``by`` columns are matched against study/setting/fraction). Median and
     group letter above each box; the baseline box is hatched and its median is the dashed line. A panel
     where no difference can be significant (too few paired repeats) says so.
     """
     use_style()
-    _check_frame(df, ("fraction", "cut", "arm", "repeat"))
-    _check_metric(df, metric)
+    check_frame(df, ("fraction", "cut", "arm", "repeat"))
+    check_metric(df, metric)
     fracs = _pick_fractions(df, fractions)
     df = df[np.isclose(df["fraction"].to_numpy(float)[:, None], fracs).any(axis=1)]  # rank only what is shown
     rows = setting_rows(df)
@@ -384,14 +332,14 @@ def box_by_cut(df: pd.DataFrame, metric: str = "test_acc", fractions=None, group
         prepared = pd.concat([r for _, r in rows], ignore_index=True)
         groups = stats.rank_groups(prepared, metric=metric, by=row_cols + ["fraction"], alpha=alpha)
     else:
-        _check_frame(groups, ("arm", "group", "group_label"), name="groups")
+        check_frame(groups, ("arm", "group", "group_label"), name="groups")
     n_arms = max(r["arm"].nunique() for _, r in rows)
-    fig, axes = _grid(len(rows), len(fracs), width=max(3.3, 0.5 * n_arms + 0.9))
+    fig, axes = panel_grid(len(rows), len(fracs), width=max(3.3, 0.5 * n_arms + 0.9))
     for r, (row_label, row_df) in enumerate(rows):
         for c, fraction in enumerate(fracs):
             ax = axes[r, c]
             panel = row_df[np.isclose(row_df["fraction"], fraction) & row_df[metric].notna()]
-            ax.set_title(_panel_title(row_label, f"fraction {fraction_label(fraction)}"))
+            ax.set_title(panel_title(row_label, f"fraction {fraction_label(fraction)}"))
             if panel.empty:
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center")
                 continue
@@ -407,7 +355,7 @@ def box_by_cut(df: pd.DataFrame, metric: str = "test_acc", fractions=None, group
             message = _power_text(panel_groups[panel_groups["arm"].isin(order)], alpha)
             if message:
                 _write_warning(ax, message)
-    return _finish(fig, f"{metric} by cut\n{describe_setting(df)}")
+    return titled(fig, f"{metric} by cut\n{describe_setting(df)}")
 
 
 def _sorted_layers(layers) -> list:
@@ -429,10 +377,11 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
     uncoloured. One row of panels per dataset/split/method/model when those vary.
     """
     use_style()
-    _check_frame(cdf, ("fraction", "layer", "repeat", metric), name="cdf")
+    check_frame(cdf, ("fraction", "layer", "repeat", metric), name="cdf")
     if channel is not None and "channel" in cdf.columns and cdf["channel"].notna().any():
         if not (cdf["channel"] == channel).any():
-            raise ValueError(f"channel {channel!r} has no rows; allowed: None or {sorted(_values(cdf, 'channel'))}")
+            allowed = sorted(distinct_values(cdf, "channel"))
+            raise ValueError(f"channel {channel!r} has no rows; allowed: None or {allowed}")
         cdf = cdf[cdf["channel"] == channel]
     if not cdf[metric].notna().any():
         raise ValueError(f"metric {metric!r} has no values in cdf")
@@ -441,7 +390,7 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
     row_cols = [c for c in ("dataset", "split", "method", "model") if c in cdf.columns
                 and cdf[c].nunique(dropna=False) > 1]
     row_groups = list(cdf.groupby(row_cols, sort=True, dropna=False)) if row_cols else [((), cdf)]
-    fig, axes = _grid(len(row_groups), len(fracs), width=max(3.3, 0.6 * cdf["layer"].nunique() + 0.9))
+    fig, axes = panel_grid(len(row_groups), len(fracs), width=max(3.3, 0.6 * cdf["layer"].nunique() + 0.9))
     for r, (key, rows) in enumerate(row_groups):
         key = key if isinstance(key, tuple) else (key,)
         row_label = " · ".join(str(k) for k in key)
@@ -452,7 +401,7 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
                   if pairable else None)
         for c, fraction in enumerate(fracs):
             ax = axes[r, c]
-            ax.set_title(_panel_title(row_label, f"fraction {fraction_label(fraction)}"))
+            ax.set_title(panel_title(row_label, f"fraction {fraction_label(fraction)}"))
             panel = rows[np.isclose(rows["fraction"], fraction)]
             if panel.empty:
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center")
@@ -470,9 +419,10 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
             ax.set_ylabel(metric if c == 0 else "")
             if message:
                 _write_warning(ax, message)
-    extra = [f"{c} {_joined(sorted(map(str, _values(cdf, c))))}" for c in ("dataset", "split", "method", "model")
-             if c in cdf.columns and c not in row_cols and _values(cdf, c)]
-    return _finish(fig, " | ".join([f"clustering {metric} by layer", *extra]))
+    extra = [f"{c} {_joined(sorted(map(str, distinct_values(cdf, c))))}"
+             for c in ("dataset", "split", "method", "model")
+             if c in cdf.columns and c not in row_cols and distinct_values(cdf, c)]
+    return titled(fig, " | ".join([f"clustering {metric} by layer", *extra]))
 
 
 # ----------------------------------------------------------------------------- lines over fractions
@@ -490,8 +440,8 @@ def median_lines(df: pd.DataFrame, metric: str = "test_acc") -> Figure:
     One panel per (study, condition).
     """
     use_style()
-    _check_frame(df, ("fraction", "cut", "arm"))
-    _check_metric(df, metric)
+    check_frame(df, ("fraction", "cut", "arm"))
+    check_metric(df, metric)
     rows = setting_rows(df)
     fig, axes = _panels(len(rows), width=5.2, height=4.2)
     for ax, (row_label, row_df) in zip(axes, rows):
@@ -512,7 +462,7 @@ def median_lines(df: pd.DataFrame, metric: str = "test_acc") -> Figure:
         ax.set_ylabel(f"{metric} (median; band min–max; bars mean ± std)")
         ax.set_title(row_label)
         ax.legend(fontsize=7, ncol=2)
-    return _finish(fig, f"{metric} over fractions\n{describe_setting(df)}")
+    return titled(fig, f"{metric} over fractions\n{describe_setting(df)}")
 
 
 def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1000, seed: int = 0,
@@ -520,12 +470,12 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
     """Cut − baseline over fractions (log x), one line per cut, zero line; one panel per condition.
 
     Where runs pair with the baseline by repeat, the line is the median of the paired differences with its
-    bootstrap 95 % CI band (:func:`functions.stats.effect_vs_baseline`); filled markers are significant
+    bootstrap 95 % CI band (:func:`functions.analysis.stats.effect_vs_baseline`); filled markers are significant
     after Holm. Without pairs it is the difference of medians, without a band.
     """
     use_style()
-    _check_frame(df, ("fraction", "cut", "arm", "repeat"))
-    _check_metric(df, metric)
+    check_frame(df, ("fraction", "cut", "arm", "repeat"))
+    check_metric(df, metric)
     if not (df["cut"] == -1).any():
         raise ValueError("df holds no baseline rows (cut -1): nothing to take differences to")
     rows = setting_rows(df)
@@ -559,7 +509,7 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
         _set_fraction_axis(ax, sorted(present["fraction"].unique()))
         ax.set_ylabel(f"Δ {metric} vs baseline (paired median, 95% CI)")
         ax.legend(fontsize=7, ncol=2, title="filled marker: significant (Holm)", title_fontsize=7)
-    return _finish(fig, f"difference to baseline\n{describe_setting(df)}")
+    return titled(fig, f"difference to baseline\n{describe_setting(df)}")
 
 
 # ----------------------------------------------------------------------------- grids
@@ -572,8 +522,8 @@ def heatmap(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median", re
     use_style()
     if stat not in HEATMAP_STATS:
         raise ValueError(f"stat {stat!r} is unknown; allowed: {list(HEATMAP_STATS)}")
-    _check_frame(df, ("fraction", "cut", "arm"))
-    _check_metric(df, metric)
+    check_frame(df, ("fraction", "cut", "arm"))
+    check_metric(df, metric)
     if relative and not (df["cut"] == -1).any():
         raise ValueError("relative=True needs baseline rows (cut -1) in df")
     rows = setting_rows(df)
@@ -602,7 +552,7 @@ def heatmap(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median", re
         ax.set_xlabel("arm")
         ax.set_ylabel("fraction")
     what = f"{stat} {metric}" + (" minus baseline" if relative else "")
-    return _finish(fig, f"{what}\n{describe_setting(df)}")
+    return titled(fig, f"{what}\n{describe_setting(df)}")
 
 
 def surface3d(df: pd.DataFrame, metric: str = "test_acc") -> Figure:
@@ -612,8 +562,8 @@ def surface3d(df: pd.DataFrame, metric: str = "test_acc") -> Figure:
     One 3-D panel per (study, condition).
     """
     use_style()
-    _check_frame(df, ("fraction", "cut", "arm"))
-    _check_metric(df, metric)
+    check_frame(df, ("fraction", "cut", "arm"))
+    check_metric(df, metric)
     rows = setting_rows(df)
     ncols = min(len(rows), 3)
     nrows = math.ceil(len(rows) / ncols)
@@ -647,253 +597,3 @@ def surface3d(df: pd.DataFrame, metric: str = "test_acc") -> Figure:
         ax.set_title(row_label, fontsize=9)
     fig.suptitle(f"median {metric} over fraction × cut\n{describe_setting(df)}")
     return fig
-
-
-# ----------------------------------------------------------------------------- the network itself
-def effective_rank_of(matrix) -> float:
-    """Effective rank (Roy & Vetterli 2007): exp of the Shannon entropy of the normalised singular values.
-
-    Identity n×n → n, any rank-1 matrix → 1, the zero matrix → 0.
-    """
-    if hasattr(matrix, "detach"):
-        matrix = matrix.detach().cpu().double().numpy()
-    array = np.asarray(matrix, dtype=float)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(f"matrix must be a non-empty 2-D array, got shape {array.shape}")
-    singular = np.linalg.svd(array, compute_uv=False)
-    total = singular.sum()
-    if total <= 0:
-        return 0.0
-    p = singular[singular > 0] / total
-    return float(np.exp(-(p * np.log(p)).sum()))
-
-
-def _layer_name(key: str) -> str:
-    """``blocks.0.conv.weight`` → ``conv0``, ``head.fc.weight`` → ``fc``; other names without ``.weight``."""
-    name = key[: -len(".weight")] if key.endswith(".weight") else key
-    match = re.fullmatch(r"blocks\.(\d+)\.conv", name)
-    if match:
-        return f"conv{match.group(1)}"
-    return re.sub(r"^head\.", "", name)
-
-
-def effective_ranks(model_or_state_dict) -> pd.DataFrame:
-    """Effective rank of every conv (weight as out × in·k·k) and linear weight.
-
-    Columns: layer, key, kind (conv/linear), shape, max_rank, effective_rank.
-    """
-    state = model_or_state_dict.state_dict() if hasattr(model_or_state_dict, "state_dict") else model_or_state_dict
-    if not isinstance(state, Mapping):
-        raise ValueError("model_or_state_dict must be a torch module or a state dict (name → tensor), "
-                         f"got {type(model_or_state_dict).__name__}")
-    records = []
-    for key, weight in state.items():
-        shape = tuple(getattr(weight, "shape", ()))
-        if not key.endswith("weight") or len(shape) < 2:
-            continue  # biases and normalisation scales have no rank
-        matrix = weight.reshape(shape[0], -1)
-        records.append({"layer": _layer_name(key), "key": key, "kind": "linear" if len(shape) == 2 else "conv",
-                        "shape": shape, "max_rank": int(min(matrix.shape)),
-                        "effective_rank": effective_rank_of(matrix)})
-    if not records:
-        raise ValueError("model_or_state_dict holds no conv or linear weights (keys ending in 'weight', ≥2-D)")
-    return pd.DataFrame(records)
-
-
-def effective_rank(model_or_state_dict) -> Figure:
-    """Bar per layer: effective rank of its weight, with the largest possible rank as an outline."""
-    use_style()
-    table = effective_ranks(model_or_state_dict)
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.7 * len(table) + 2), 3.8), layout="constrained")
-    x = np.arange(len(table))
-    colors = ["tab:blue" if kind == "conv" else "tab:orange" for kind in table["kind"]]
-    ax.bar(x, table["max_rank"], color="none", edgecolor="0.5", linestyle="--", label="max rank")
-    ax.bar(x, table["effective_rank"], color=colors, label="effective rank")
-    for xi, value in zip(x, table["effective_rank"]):
-        ax.text(xi, value, f"{value:.1f}", ha="center", va="top", fontsize=8, color="white")
-    ax.set_xticks(x)
-    ax.set_xticklabels(table["layer"], rotation=45 if len(table) > 8 else 0)
-    ax.set_ylabel("effective rank")
-    ax.legend(fontsize=8)
-    return _finish(fig, "effective rank of each layer's weights (conv: out × in·k·k)")
-
-
-def _labels(y) -> np.ndarray:
-    if hasattr(y, "detach"):
-        y = y.detach().cpu().numpy()
-    array = np.asarray(y)
-    if array.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {array.shape}")
-    return array.astype(int)
-
-
-def class_accuracies(y_true, y_pred, class_names: Sequence[str] | None = None) -> pd.DataFrame:
-    """Accuracy of each class over the whole given set: columns class, name, n, correct, accuracy."""
-    truth, pred = _labels(y_true), _labels(y_pred)
-    if truth.shape != pred.shape:
-        raise ValueError(f"y_true and y_pred differ in length: {len(truth)} vs {len(pred)}")
-    if not len(truth):
-        raise ValueError("y_true is empty")
-    classes = list(range(len(class_names))) if class_names is not None else sorted(np.unique(truth).tolist())
-    if class_names is not None and truth.max() >= len(class_names):
-        raise ValueError(f"class_names has {len(class_names)} names but y_true holds label {truth.max()}")
-    records = []
-    for c in classes:
-        mine = truth == c
-        n = int(mine.sum())
-        correct = int((pred[mine] == c).sum())
-        records.append({"class": c, "name": str(class_names[c]) if class_names is not None else str(c),
-                        "n": n, "correct": correct, "accuracy": correct / n if n else np.nan})
-    return pd.DataFrame(records)
-
-
-def per_class_accuracy(y_true, y_pred, class_names: Sequence[str] | None = None) -> Figure:
-    """Bars with each class's accuracy over the whole given set; dashed line at the overall accuracy."""
-    use_style()
-    table = class_accuracies(y_true, y_pred, class_names)
-    overall = table["correct"].sum() / table["n"].sum()
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(table) + 2), 3.8), layout="constrained")
-    x = np.arange(len(table))
-    ax.bar(x, table["accuracy"].fillna(0), color=sns.color_palette("colorblind")[0])
-    for xi, value in zip(x, table["accuracy"]):
-        if not np.isnan(value):
-            ax.text(xi, value, f"{value:.2f}", ha="center", va="bottom", fontsize=8)
-    ax.axhline(overall, color=BASELINE_COLOR, linestyle="--", linewidth=1, label=f"overall {overall:.3f}")
-    ax.set_xticks(x)
-    ax.set_xticklabels(table["name"], rotation=45 if len(table) > 6 else 0, ha="right" if len(table) > 6 else "center")
-    ax.set_ylim(0, 1.08)
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=8, loc="lower right")
-    return _finish(fig, f"per-class accuracy ({int(table['n'].sum())} images)")
-
-
-def _as_images(images) -> np.ndarray:
-    """[N, H, W] or [N, H, W, 1|3] float images in [0, 1] for imshow, each scaled by its own range."""
-    if hasattr(images, "detach"):
-        images = images.detach().cpu().float().numpy()
-    array = np.asarray(images, dtype=float)
-    if array.ndim == 4 and array.shape[1] in (1, 3) and array.shape[-1] not in (1, 3):
-        array = array.transpose(0, 2, 3, 1)  # channels first → last
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] != 3):
-        raise ValueError(f"images must be [N, H, W], [N, 1|3, H, W] or [N, H, W, 1|3], got shape {array.shape}")
-    low = array.reshape(len(array), -1).min(axis=1).reshape((-1,) + (1,) * (array.ndim - 1))
-    high = array.reshape(len(array), -1).max(axis=1).reshape((-1,) + (1,) * (array.ndim - 1))
-    return (array - low) / np.where(high > low, high - low, 1.0)
-
-
-def misclassified_grid(images, y_true, y_pred, class_names: Sequence[str] | None = None,
-                       max_images: int = 25) -> Figure:
-    """The first ``max_images`` misclassified images in a grid, each titled ``true→pred``."""
-    use_style()
-    if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
-        raise ValueError(f"max_images must be an integer ≥ 1, got {max_images!r}")
-    truth, pred = _labels(y_true), _labels(y_pred)
-    if not (len(images) == len(truth) == len(pred)):
-        raise ValueError(f"images, y_true and y_pred differ in length: {len(images)}, {len(truth)}, {len(pred)}")
-    wrong = np.flatnonzero(truth != pred)[:max_images]
-    name = (lambda c: str(class_names[c])) if class_names is not None else str
-    if not len(wrong):
-        fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-        return _finish(fig, f"misclassified: 0 of {len(truth)}")
-    array = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
-    pictures = _as_images(array[wrong])
-    columns = math.ceil(math.sqrt(len(wrong)))
-    n_rows = math.ceil(len(wrong) / columns)
-    fig = plt.figure(figsize=(1.6 * columns, 1.75 * n_rows + 0.5), layout="constrained")
-    for i, (index, picture) in enumerate(zip(wrong, pictures)):
-        ax = fig.add_subplot(n_rows, columns, i + 1)
-        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1)
-        ax.set_title(f"{name(truth[index])}→{name(pred[index])}", fontsize=8)
-        ax.axis("off")
-    total_wrong = int((truth != pred).sum())
-    return _finish(fig, f"misclassified (true→pred): {len(wrong)} shown of {total_wrong} "
-                        f"({total_wrong / len(truth):.1%} of {len(truth)} images)")
-
-
-def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
-    """Loss (train solid, validation dashed) and accuracy (validation solid, train dashed) per epoch."""
-    use_style()
-    if not isinstance(histories, Mapping) or not histories:
-        raise ValueError("histories must be a non-empty dict: name → {train_loss, val_loss, val_acc[, train_acc]}")
-    for name, history in histories.items():
-        missing = [k for k in ("train_loss", "val_loss", "val_acc")
-                   if not isinstance(history, Mapping) or k not in history]
-        if missing:
-            raise ValueError(f"histories[{name!r}] lacks {missing}; needs train_loss, val_loss, val_acc")
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    palette = sns.color_palette("colorblind", len(histories))
-    for color, (name, history) in zip(palette, histories.items()):
-        epochs = np.arange(1, len(history["train_loss"]) + 1)
-        loss_ax.plot(epochs, history["train_loss"], color=color, label=f"{name} train")
-        loss_ax.plot(np.arange(1, len(history["val_loss"]) + 1), history["val_loss"], color=color,
-                     linestyle="--", label=f"{name} val")
-        acc_ax.plot(np.arange(1, len(history["val_acc"]) + 1), history["val_acc"], color=color,
-                    label=f"{name} val")
-        if history.get("train_acc") is not None:
-            acc_ax.plot(np.arange(1, len(history["train_acc"]) + 1), history["train_acc"], color=color,
-                        linestyle="--", label=f"{name} train")
-    for ax, label in ((loss_ax, "loss"), (acc_ax, "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.set_title(label)
-        ax.legend(fontsize=7)
-    return _finish(fig, "learning curves: " + ", ".join(map(str, histories)))
-
-
-# ----------------------------------------------------------------------------- controls
-def yosinski_plot(df: pd.DataFrame, metric: str = "test_acc", conditions: Sequence[str] | None = None,
-                  n_boot: int = 1000, seed: int = 0) -> Figure:
-    """Median ``metric`` vs cut, one line per condition (AnB, AnB+, BnB, BnB+ …), one panel per fraction.
-
-    Error bars and the baseline's horizontal band are bootstrap 95 % CIs of the median; the baseline
-    median is the dashed line. One row of panels per study.
-    """
-    use_style()
-    _check_frame(df, ("fraction", "cut", "condition"))
-    _check_metric(df, metric)
-    df = drop_repeated_runs(df)
-    if "study" not in df.columns:
-        df = df.assign(study="")
-    present = [c for c in _values(df, "condition") if c != "baseline"]
-    if conditions is None:
-        conditions = ordered_conditions(present)
-    unknown = [c for c in conditions if c not in present]
-    if unknown or not conditions:
-        raise ValueError(f"conditions {list(conditions)!r}: allowed are {ordered_conditions(present)}")
-    rows = df[df["condition"].isin(list(conditions) + ["baseline"]) & df[metric].notna()]
-    cis = stats.bootstrap_ci(rows, metric=metric, arm_col="condition", by=("study", "fraction", "cut"),
-                             n_boot=n_boot, seed=seed)
-    studies = sorted(rows["study"].unique(), key=str)
-    fracs = sorted(rows["fraction"].unique())
-    fig, axes = _grid(len(studies), len(fracs), width=4.0, height=3.6)
-    palette = dict(zip(conditions, sns.color_palette("colorblind", len(conditions))))
-    for r, study in enumerate(studies):
-        for c, fraction in enumerate(fracs):
-            ax = axes[r, c]
-            panel = cis[(cis["study"] == study) & np.isclose(cis["fraction"].astype(float), fraction)]
-            base = panel[panel["arm"] == "baseline"]  # bootstrap_ci names its arm column "arm"
-            if len(base):
-                ax.axhspan(float(base["low"].iloc[0]), float(base["high"].iloc[0]), color=BASELINE_COLOR,
-                           alpha=0.15, label="baseline 95% CI")
-                ax.axhline(float(base["estimate"].iloc[0]), color=BASELINE_COLOR, linestyle="--", linewidth=1,
-                           label="baseline")
-            for i, condition in enumerate(conditions):
-                line = panel[panel["arm"] == condition].sort_values("cut")
-                if line.empty:
-                    continue
-                y = line["estimate"].to_numpy(float)
-                yerr = np.vstack([y - line["low"].to_numpy(float), line["high"].to_numpy(float) - y])
-                dodge = (i - (len(conditions) - 1) / 2) * 0.05  # keep the error bars of conditions apart
-                ax.errorbar(line["cut"].to_numpy(float) + dodge, y, yerr=yerr, marker="o", capsize=2,
-                            color=palette[condition], label=condition)
-            ax.set_title(_panel_title(str(study) if len(studies) > 1 else "", f"fraction {fraction_label(fraction)}"))
-            ax.set_xlabel("cut (blocks transferred)")
-            ax.set_ylabel(f"median {metric}" if c == 0 else "")
-            ax.xaxis.get_major_locator().set_params(integer=True)
-            if r == 0 and c == len(fracs) - 1:
-                ax.legend(fontsize=7)
-    return _finish(fig, f"{metric} by cut per condition\n{describe_setting(df)}")

@@ -4,7 +4,7 @@
 ``"8"`` into ``8`` … and raises :class:`CoercionError` (a ``ValueError``) naming the field, the value and the
 expected type instead of letting a wrong value through silently (``bool("false")`` is ``True``).
 
-Standard library only: ``functions.config`` imports this module and must stay light.
+Standard library only: ``functions.engine.config`` imports this module and must stay light.
 """
 from __future__ import annotations
 

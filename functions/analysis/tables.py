@@ -19,7 +19,7 @@ def _cell(row: pd.Series) -> str:
 
 def wide_table(summary: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
     """Fractions as rows, arms as columns, cells ``median [low, high] group``."""
-    from .results import sort_arms
+    from functions.analysis.results import sort_arms
 
     # Every grouping column that varies becomes an index level, so no two settings share one cell.
     varying = [c for c in ("study", "setting", "condition", "lr", "fraction")

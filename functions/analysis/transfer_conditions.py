@@ -1,103 +1,27 @@
-"""Sharper questions as conditions of the grid engine: self-transfer controls, surgical fine-tuning,
-fine-tuning strategies, test-time augmentation; plus the tables that answer them.
+"""The analysis of the transfer conditions run on the grid engine (``functions.engine.conditions``): the
+Yosinski et al. (2014) self-transfer controls, surgical fine-tuning and fine-tuning strategies.
 
-Every condition here is registered with :func:`functions.experiments.register_condition`, so it runs
-through the same :class:`~functions.experiments.Study` grid as FR/F/UR/U: same balanced subsets per
-(fraction, repeat), same seeded heads, same frozen-prefix cache, same results store. Importing this
-module registers them.
-
-* **Yosinski et al. (2014) controls.** ``AnB`` / ``AnB+``: blocks ``[0, k)`` from the network pretrained
-  on A (the pretraining classes), frozen / fine-tuned, blocks after the cut re-initialised. ``BnB`` /
-  ``BnB+``: the same from a network pretrained on B (the fine-tuning classes themselves, on B's full
-  training split). A BnB dip below the baseline means co-adapted blocks were split by the cut; AnB
-  falling below BnB means A's features are too specific for B.
-* **Surgical fine-tuning** (``surgical``): the whole A network with a new head; only block k (and the
-  head) trains, every other block is frozen. Cut k = the tuned block; cut = number of blocks = head only.
-* **Strategies**: ``baseline`` (from scratch), ``head_only`` (frozen A features + new head),
-  ``full_finetune`` (every A block fine-tuned + new head) and ``random_frozen`` (frozen *random* blocks
-  + trained head: the honest lower bound of "features", since a trained head alone already learns
-  something from random projections).
+Tables (:func:`accuracy_by_cut`, :func:`effects_vs_baseline`, :func:`surgical_summary`,
+:func:`strategy_summary`), per-epoch curves of rows that recorded them (:func:`histories`,
+:func:`curves_at`), and their figures (:func:`yosinski_plot`, :func:`surgical_plot`). Everything reads
+results frames; nothing trains.
 """
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
+import seaborn as sns
+from matplotlib.figure import Figure
 
-from .data import stable_seed
-from .experiments import (CONDITIONS, Condition, RunSpec, Study, new_model, register_condition,
-                          register_source)
-from .models import cut
-from .resnet import block_count
-from .training import evaluate
-
-YOSINSKI = ("AnB", "AnB+", "BnB", "BnB+")
-SURGICAL = "surgical"
-STRATEGIES = ("baseline", "random_frozen", "head_only", "full_finetune")
-TTA_CHOICES = (None, "flip", "fivecrop")
-
-
-# ----------------------------------------------------------------------------- cut points
-def transfer_cuts(cfg) -> list[int]:
-    """Cuts 0..blocks (the config's ``cuts`` when given); blocks, not conv layers, for a ResNet."""
-    n = block_count(cfg)
-    if cfg.cuts is None:
-        return list(range(n + 1))
-    return sorted(k for k in cfg.cuts if 0 <= k <= n)
-
-
-def head_cut(cfg) -> list[int]:
-    """The single cut after the last block (every block transferred)."""
-    return [block_count(cfg)]
-
-
-# ----------------------------------------------------------------------------- builders and sources
-def surgical_model(study: Study, spec: RunSpec) -> nn.Module:
-    """The whole pretrained A network with a new seeded head; only block ``spec.cut`` stays trainable.
-
-    ``spec.cut == depth`` trains the head alone. Blocks ``[0, k)`` are frozen copies of A, so the prefix
-    cache (built from A) serves them; blocks after k are frozen too and simply stay out of the optimizer.
-    """
-    source = study.source_model("A")
-    model = cut(source, source.depth, len(study.cfg.fine_tune_classes), freeze=True, reinit=False,
-                reinit_both_dense=study.cfg.reinit_both_dense, seed=study.init_seed(spec))
-    if spec.cut < model.depth:
-        model.blocks[spec.cut].requires_grad_(True)
-    return model
-
-
-def random_network(study: Study) -> nn.Module:
-    """One randomly initialised network per study (seeded): the source of ``random_frozen``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(stable_seed("random-features", study.cfg.seed))
-        return new_model(study.cfg, len(study.cfg.pre_train_classes))
-
-
-register_source("random", random_network)
-
-for _name, _freeze, _source, _text in (
-        ("AnB", True, "A", "blocks [0,k) from A frozen, later blocks re-initialised (Yosinski AnB)"),
-        ("AnB+", False, "A", "blocks [0,k) from A fine-tuned, later blocks re-initialised (AnB+)"),
-        ("BnB", True, "B", "blocks [0,k) from a network trained on B itself, frozen (self-transfer BnB)"),
-        ("BnB+", False, "B", "blocks [0,k) from the B network, fine-tuned (BnB+)")):
-    register_condition(Condition(_name, freeze=_freeze, reinit=True, source=_source, cuts=transfer_cuts,
-                                 description=_text))
-
-register_condition(Condition(
-    SURGICAL, freeze=True, reinit=False, source="A", builder=surgical_model, cuts=transfer_cuts,
-    cacheable=True, description="whole A network, only block k (and the new head) trained; k=depth: head"))
-register_condition(Condition(
-    "head_only", freeze=True, reinit=False, source="A", cuts=head_cut,
-    description="every A block frozen, new head trained (linear probe)"))
-register_condition(Condition(
-    "full_finetune", freeze=False, reinit=False, source="A", cuts=head_cut,
-    description="every A block fine-tuned with a new head"))
-register_condition(Condition(
-    "random_frozen", freeze=True, reinit=False, source="random", cuts=head_cut,
-    description="frozen randomly initialised blocks, trained head: the lower bound"))
+from functions.analysis import stats
+from functions.analysis.figures import (BASELINE_COLOR, check_frame, check_metric, describe_setting,
+                                        distinct_values, fraction_label, panel_grid, panel_title, titled,
+                                        use_style)
+from functions.analysis.results import drop_repeated_runs
+from functions.engine.conditions import CONDITIONS, STRATEGIES, SURGICAL, YOSINSKI, ordered_conditions
 
 
 # ----------------------------------------------------------------------------- tidy frames
@@ -131,11 +55,9 @@ def accuracy_by_cut(df: pd.DataFrame, conditions: Sequence[str] = YOSINSKI, metr
 
     The numbers behind the Yosinski figure: columns fraction, condition, cut, n, median, low, high.
     """
-    from .stats import bootstrap_ci
-
     rows = with_baseline_at_cut0(df, conditions)
     rows = rows.assign(group=rows["condition"] + "|" + rows["cut"].astype(str))
-    ci = bootstrap_ci(rows, metric=metric, arm_col="group", by=("fraction",), n_boot=n_boot, seed=seed)
+    ci = stats.bootstrap_ci(rows, metric=metric, arm_col="group", by=("fraction",), n_boot=n_boot, seed=seed)
     ci[["condition", "cut"]] = ci["arm"].str.split("|", expand=True)
     ci["cut"] = ci["cut"].astype(int)
     ci = ci.rename(columns={"estimate": "median"})
@@ -150,10 +72,8 @@ def effects_vs_baseline(df: pd.DataFrame, conditions: Sequence[str] = YOSINSKI, 
     """Paired effect of every (condition, cut) against the from-scratch baseline on the same subsets.
 
     Per (fraction, condition): median paired difference with a bootstrap CI and Holm-corrected Wilcoxon
-    p-value over that condition's cuts (functions.stats.effect_vs_baseline).
+    p-value over that condition's cuts (functions.analysis.stats.effect_vs_baseline).
     """
-    from .stats import effect_vs_baseline
-
     _require(df, ("condition", "cut", "fraction", "repeat", metric))
     parts = []
     base = df[df["condition"] == "baseline"].assign(arm="baseline")
@@ -163,7 +83,7 @@ def effects_vs_baseline(df: pd.DataFrame, conditions: Sequence[str] = YOSINSKI, 
         if own.empty:
             continue
         part = pd.concat([own, base]).assign(setting=name)
-        parts.append(effect_vs_baseline(part, metric=metric, by=("setting", "fraction"), n_boot=n_boot,
+        parts.append(stats.effect_vs_baseline(part, metric=metric, by=("setting", "fraction"), n_boot=n_boot,
                                         seed=seed))
     if not parts:
         raise ValueError(f"df holds no rows of the conditions {list(conditions)} with cut > 0")
@@ -185,14 +105,12 @@ def surgical_summary(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 
     Wilcoxon, Holm-corrected within the fraction). Columns: study, fraction, cut, tuned, n, median,
     gain_vs_head, rank, group_label, best.
     """
-    from .stats import rank_groups
-
     _require(df, ("study", "condition", "cut", "fraction", "repeat", metric))
     rows = df[df["condition"] == SURGICAL].copy()
     if rows.empty:
         raise ValueError("df holds no 'surgical' rows; run Study.run(('surgical',)) first")
     rows["arm"] = [f"cut {c}" for c in rows["cut"]]
-    ranked = rank_groups(rows, metric=metric, by=("study", "fraction"), alpha=alpha)
+    ranked = stats.rank_groups(rows, metric=metric, by=("study", "fraction"), alpha=alpha)
     ranked["cut"] = ranked["arm"].str.removeprefix("cut ").astype(int)
     n_blocks = rows.groupby("study")["cut"].max()  # the head-only cut is always in the grid
     ranked["tuned"] = [block_label(c, n_blocks[s]) for s, c in zip(ranked["study"], ranked["cut"])]
@@ -220,12 +138,10 @@ def best_blocks(summary: pd.DataFrame) -> pd.DataFrame:
 def strategy_summary(df: pd.DataFrame, strategies: Sequence[str] = STRATEGIES,
                      metric: str = "test_acc") -> pd.DataFrame:
     """Median accuracy, bootstrap CI, rank group and paired effect vs scratch per (fraction, strategy)."""
-    from .stats import summarize
-
     _require(df, ("condition", "fraction", "repeat", metric))
     rows = df[df["condition"].isin(strategies)].assign(study="strategies")
     rows = rows.assign(arm=rows["condition"])
-    table = summarize(rows, metric=metric, by=("fraction",))
+    table = stats.summarize(rows, metric=metric, by=("fraction",))
     order = {name: i for i, name in enumerate(strategies)}
     return (table.rename(columns={"arm": "strategy"})
             .sort_values(["fraction", "strategy"], key=lambda s: s.map(order) if s.name == "strategy" else s)
@@ -256,7 +172,7 @@ def histories(df: pd.DataFrame, conditions: Sequence[str] = STRATEGIES) -> pd.Da
 
 def curves_at(df: pd.DataFrame, fraction: float, repeat: int = 0,
               conditions: Sequence[str] = STRATEGIES) -> dict[str, dict[str, list[float]]]:
-    """``{condition: history}`` of one (fraction, repeat): what ``plots.learning_curves`` draws."""
+    """``{condition: history}`` of one (fraction, repeat): what ``diagnostics.learning_curves`` draws."""
     _require(df, ("condition", "fraction", "repeat", "history"))
     picked = df[np.isclose(df["fraction"].astype(float), fraction) & (df["repeat"] == repeat)]
     out = {}
@@ -274,10 +190,6 @@ def curves_at(df: pd.DataFrame, fraction: float, repeat: int = 0,
 def surgical_plot(summary: pd.DataFrame):
     """Gain of tuning one block over training the head alone, per tuned block; a line per fraction and
     one panel per study (class split vs domain shift side by side); the best block of each line ringed."""
-    import matplotlib.pyplot as plt
-
-    from .plots import fraction_label, use_style
-
     _require(summary, ("study", "fraction", "cut", "tuned", "gain_vs_head", "best"))
     use_style()
     studies = sorted(summary["study"].unique())
@@ -301,33 +213,55 @@ def surgical_plot(summary: pd.DataFrame):
     return fig
 
 
-# ----------------------------------------------------------------------------- test-time augmentation
-def tta_accuracies(net: nn.Module, x: torch.Tensor, y: torch.Tensor, modes: Sequence[str | None] = TTA_CHOICES,
-                   batch_size: int = 2048) -> dict[str, float]:
-    """Accuracy of ``net`` on ``(x, y)`` without TTA (``"none"``) and with each TTA mode."""
-    out = {}
-    for mode in modes:
-        if mode not in TTA_CHOICES:
-            raise ValueError(f"modes: {mode!r} is unknown; allowed: {list(TTA_CHOICES)}")
-        out[mode or "none"] = evaluate(net, x, y, batch_size, tta=mode)
-    return out
+def yosinski_plot(df: pd.DataFrame, metric: str = "test_acc", conditions: Sequence[str] | None = None,
+                  n_boot: int = 1000, seed: int = 0) -> Figure:
+    """Median ``metric`` vs cut, one line per condition (AnB, AnB+, BnB, BnB+ …), one panel per fraction.
 
-
-def tta_comparison(study: Study, conditions: Sequence[str], fraction: float, repeats: Iterable[int],
-                   modes: Sequence[str | None] = TTA_CHOICES) -> pd.DataFrame:
-    """Train each condition's runs at one fraction and report test accuracy with and without TTA.
-
-    The runs are retrained (the store keeps rows, not weights) with the same seeds as the grid, so the
-    ``none`` column reproduces the stored test accuracy. Columns: condition, cut, repeat, tta, test_acc.
+    Error bars and the baseline's horizontal band are bootstrap 95 % CIs of the median; the baseline
+    median is the dashed line. One row of panels per study.
     """
-    records, wanted = [], set(repeats)
-    for name in conditions:
-        specs = [s for s in study.plan((name,)) if s.fraction == fraction and s.repeat in wanted]
-        for spec in specs:
-            model, _ = study.train(spec)
-            model.eval()
-            for mode, acc in tta_accuracies(model, study.target.x_test, study.target.y_test, modes,
-                                            study.cfg.eval_batch_size).items():
-                records.append({"condition": name, "cut": spec.cut, "repeat": spec.repeat, "tta": mode,
-                                "test_acc": acc})
-    return pd.DataFrame(records, columns=["condition", "cut", "repeat", "tta", "test_acc"])
+    use_style()
+    check_frame(df, ("fraction", "cut", "condition"))
+    check_metric(df, metric)
+    df = drop_repeated_runs(df)
+    if "study" not in df.columns:
+        df = df.assign(study="")
+    present = [c for c in distinct_values(df, "condition") if c != "baseline"]
+    if conditions is None:
+        conditions = ordered_conditions(present)
+    unknown = [c for c in conditions if c not in present]
+    if unknown or not conditions:
+        raise ValueError(f"conditions {list(conditions)!r}: allowed are {ordered_conditions(present)}")
+    rows = df[df["condition"].isin(list(conditions) + ["baseline"]) & df[metric].notna()]
+    cis = stats.bootstrap_ci(rows, metric=metric, arm_col="condition", by=("study", "fraction", "cut"),
+                             n_boot=n_boot, seed=seed)
+    studies = sorted(rows["study"].unique(), key=str)
+    fracs = sorted(rows["fraction"].unique())
+    fig, axes = panel_grid(len(studies), len(fracs), width=4.0, height=3.6)
+    palette = dict(zip(conditions, sns.color_palette("colorblind", len(conditions))))
+    for r, study in enumerate(studies):
+        for c, fraction in enumerate(fracs):
+            ax = axes[r, c]
+            panel = cis[(cis["study"] == study) & np.isclose(cis["fraction"].astype(float), fraction)]
+            base = panel[panel["arm"] == "baseline"]  # bootstrap_ci names its arm column "arm"
+            if len(base):
+                ax.axhspan(float(base["low"].iloc[0]), float(base["high"].iloc[0]), color=BASELINE_COLOR,
+                           alpha=0.15, label="baseline 95% CI")
+                ax.axhline(float(base["estimate"].iloc[0]), color=BASELINE_COLOR, linestyle="--", linewidth=1,
+                           label="baseline")
+            for i, condition in enumerate(conditions):
+                line = panel[panel["arm"] == condition].sort_values("cut")
+                if line.empty:
+                    continue
+                y = line["estimate"].to_numpy(float)
+                yerr = np.vstack([y - line["low"].to_numpy(float), line["high"].to_numpy(float) - y])
+                dodge = (i - (len(conditions) - 1) / 2) * 0.05  # keep the error bars of conditions apart
+                ax.errorbar(line["cut"].to_numpy(float) + dodge, y, yerr=yerr, marker="o", capsize=2,
+                            color=palette[condition], label=condition)
+            ax.set_title(panel_title(str(study) if len(studies) > 1 else "", f"fraction {fraction_label(fraction)}"))
+            ax.set_xlabel("cut (blocks transferred)")
+            ax.set_ylabel(f"median {metric}" if c == 0 else "")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            if r == 0 and c == len(fracs) - 1:
+                ax.legend(fontsize=7)
+    return titled(fig, f"{metric} by cut per condition\n{describe_setting(df)}")

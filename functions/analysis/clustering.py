@@ -36,8 +36,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from .data import balanced_subset, subset_seed
-from .training import channels_last
+from functions.engine.data import balanced_subset, subset_seed
+from functions.engine.training import channels_last
 
 METHODS = ("agglomerative", "kmeans")
 CLUSTER_COLUMNS = ["fraction", "repeat", "layer", "channel", "method", "precision", "recall", "accuracy",
@@ -293,7 +293,7 @@ def cluster_study(model, split_x: torch.Tensor, split_y, fractions: Sequence[flo
     of ``split_x`` over ``fractions`` × ``repeats``; one tidy row per (fraction, repeat, layer, channel,
     method) with the columns of ``CLUSTER_COLUMNS`` (``channel`` = -1 for a whole layer).
 
-    k is the number of classes in ``split_y``. Subsets follow ``functions.data.balanced_subset`` seeded by
+    k is the number of classes in ``split_y``. Subsets follow ``functions.engine.data.balanced_subset`` seeded by
     ``subset_seed(seed, fraction, repeat)``; ``repeats`` is an int or one count per fraction.
     """
     methods = list(methods)

@@ -1,15 +1,18 @@
-"""Load results into one tidy DataFrame: our JSON-lines store, our exports and the original study's files.
+"""Load results into one tidy DataFrame: our JSON-lines stores, JSON row lists and the original study's files.
 
 Three sources are understood, in any mix:
 
-* our JSON-lines store: one results row per line (the schema in CONTRIBUTING.md, "Results row");
+* our JSON-lines store: one results row per line (:mod:`functions.engine.schema`, CONTRIBUTING.md);
 * a JSON list of such rows;
-* the original study's format (also what :func:`export_original` writes): a JSON list whose first element
-  is the params dict and whose other elements are ``{"lr", "sampled_percentage", "sampled_cut_point",
-  "repeat", "train_acc", "test_acc"}`` rows (``baselines_*.json`` with cut -1, ``cuts_*.json``).
+* the original study's format (also what :func:`functions.engine.original_format.export_original`
+  writes): a JSON list whose first element is the params dict and whose other elements are ``{"lr",
+  "sampled_percentage", "sampled_cut_point", "repeat", "train_acc", "test_acc"}`` rows
+  (``baselines_*.json`` with cut -1, ``cuts_*.json``).
 
 Every row comes out with all columns of the results row (missing values filled from the params dict or
-derived), plus ``source`` (the file it came from) and ``arm`` (``"baseline"`` or ``"cut k"``).
+derived), plus ``source`` (the file it came from) and ``arm`` (``"baseline"`` or ``"cut k"``); a run read
+twice (one store named twice, or a store and its export) comes out once. :func:`with_settings` then gives
+every transfer condition its own copy of the baseline, which the figures and statistics group by.
 """
 from __future__ import annotations
 
@@ -24,16 +27,10 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .fileio import atomic_write_text
+from functions.engine.conditions import BASELINE_FLAGS, condition_flags, condition_name
+from functions.engine.schema import ROW_COLUMNS
 
-ROW_COLUMNS = [
-    "key", "study", "source_dataset", "target_dataset", "pretrain_classes", "finetune_classes",
-    "condition", "freeze", "reinit", "truncate", "fraction", "cut", "repeat", "seed", "lr",
-    "depth", "num_channels", "kernel_size", "activation", "pooling", "n_train",
-    "train_acc", "val_acc", "test_acc", "epochs", "seconds", "history",
-]
 EXTRA_COLUMNS = ["arm", "source"]
-ORIGINAL_ROW_KEYS = ("lr", "sampled_percentage", "sampled_cut_point", "repeat", "train_acc", "test_acc")
 CLUSTERING_COLUMNS = ["fraction", "repeat", "layer", "precision", "recall", "accuracy", "ari",
                       "dataset", "split"]
 SUMMARY_STATS = ("median", "mean", "iqm", "std", "count")
@@ -44,6 +41,9 @@ _INT_COLUMNS = ("cut", "repeat")
 _NULLABLE_INT_COLUMNS = ("seed", "depth", "num_channels", "kernel_size", "n_train", "epochs")
 _FLOAT_COLUMNS = ("fraction", "lr", "train_acc", "val_acc", "test_acc", "seconds")
 _BOOL_COLUMNS = ("freeze", "reinit", "truncate")
+# A run and its results: two rows that agree on these (and on _RUN_IDENTITY) are one run read twice.
+_RUN_KEY = ("study", "condition", "fraction", "cut", "repeat", "lr", "train_acc", "test_acc")
+_RUN_IDENTITY = ("config_hash", "protocol", "n_val")  # set by the engine: which store a row is from
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -112,16 +112,6 @@ def pooling_name(use_pooling: Any, every_n_layers: Any = None, stride: Any = Non
     return f"avg{stride if stride is not None else 2}/every{every_n_layers if every_n_layers is not None else 1}"
 
 
-def condition_name(cut: int, freeze: bool, reinit: bool, truncate: bool) -> str:
-    """``baseline`` for cut -1, else F/U (frozen or not) + T (truncated) or R (re-initialised)."""
-    if cut == -1:
-        return "baseline"
-    prefix = "F" if freeze else "U"
-    if truncate:
-        return prefix + "T"
-    return prefix + ("R" if reinit else "")
-
-
 def arm_name(cut: int) -> str:
     """``baseline`` for cut -1, else ``cut k``."""
     return "baseline" if int(cut) == -1 else f"cut {int(cut)}"
@@ -188,7 +178,7 @@ def _rows_from_original(data: list, path: Path, study: str | None, source_datase
     freeze = bool(params.get("freeze", True))
     reinit = bool(params.get("reinit", True))
     truncate = bool(params.get("truncate") or False)  # the original wrote null or left it out
-    file_condition = condition_name(0, freeze, reinit, truncate)
+    file_condition = condition_name(freeze, reinit, truncate)
     pre, fine = params.get("pre_train_classes"), params.get("fine_tune_classes")
     study_name = study or params.get("study") or f"{transfer_name(source, pre, target, fine)} {file_condition}"
     shared = {
@@ -208,26 +198,17 @@ def _rows_from_original(data: list, path: Path, study: str | None, source_datase
         cut = int(item["sampled_cut_point"])
         baseline = cut == -1
         # a baseline is trained from scratch whatever the file's transfer condition says
-        flags = (False, True, False) if baseline else (freeze, reinit, truncate)
+        flags = BASELINE_FLAGS if baseline else (freeze, reinit, truncate)
         rows.append({
             **shared,
             "key": f"{path.stem}#{index}",
-            "condition": condition_name(cut, *flags),
+            "condition": condition_name(*flags, cut=cut),
             "freeze": flags[0], "reinit": flags[1], "truncate": flags[2],
             "fraction": item["sampled_percentage"], "cut": cut, "repeat": item["repeat"],
             "lr": item.get("lr", params.get("lr_fine_tune")),
             "train_acc": item.get("train_acc"), "test_acc": item["test_acc"],
         })
     return rows
-
-
-def _flags_of(condition: Any) -> tuple[bool, bool, bool] | None:
-    """(freeze, reinit, truncate) that a condition name stands for; None for controls and unknown names."""
-    if condition == "baseline":
-        return False, True, False
-    if isinstance(condition, str) and re.fullmatch(r"[FU][RT]?", condition):
-        return condition[0] == "F", condition.endswith("R"), condition.endswith("T")
-    return None
 
 
 def _fill_our_row(row: dict, path: Path, study: str | None) -> dict:
@@ -237,12 +218,12 @@ def _fill_our_row(row: dict, path: Path, study: str | None) -> dict:
     # flags default to what the condition names, else (no condition) to the original's defaults,
     # FR; a control ("AnB", "surgical" …) keeps whatever flags it wrote
     condition = "baseline" if cut == -1 else row.get("condition")
-    flags = _flags_of(condition) if condition else (True, True, False)
+    flags = condition_flags(condition) if condition else condition_flags("FR")
     for name, value in zip(_BOOL_COLUMNS, flags or (None, None, None)):
         if row.get(name) is None:
             row[name] = value
     if not row.get("condition"):
-        row["condition"] = condition_name(cut, bool(row["freeze"]), bool(row["reinit"]), bool(row["truncate"]))
+        row["condition"] = condition_name(bool(row["freeze"]), bool(row["reinit"]), bool(row["truncate"]), cut=cut)
     if not row.get("study"):
         if study:
             row["study"] = study
@@ -321,7 +302,9 @@ def load_results(*paths_or_dirs: str | os.PathLike, study: str | None = None,
     """One tidy frame from any mix of our JSON-lines stores, JSON exports and the original study's files.
 
     Directories are scanned (not recursively) for ``*.jsonl`` and ``*.json``; scanned files that hold no
-    results (configs, clustering outputs) are skipped, a file named explicitly must hold results.
+    results (configs, clustering outputs) are skipped, a file named explicitly must hold results. So a
+    results folder's exports (its ``original_format/`` subfolder) and its stores' ``.lock``/``.claims``
+    sidecars are never read as runs; a run read twice comes out once (:func:`drop_repeated_runs`).
 
     ``study`` names rows whose source carries no study name; otherwise it is derived: for the original's
     files ``"MNIST[0-4]->MNIST[5-9] FR"`` (dataset pair, class split and the file's transfer condition, so
@@ -336,7 +319,47 @@ def load_results(*paths_or_dirs: str | os.PathLike, study: str | None = None,
     for path, explicit in _expand_paths(paths_or_dirs, ("*.jsonl", "*.json")):
         file_rows = _rows_from_file(path, study, source_dataset, target_dataset, strict=explicit)
         rows.extend(file_rows or [])
-    return _tidy(rows)
+    return drop_repeated_runs(_tidy(rows)).reset_index(drop=True)
+
+
+def drop_repeated_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep one copy of each run read twice (one store named twice, or a store and its export), preferring
+    the fuller row.
+
+    Copies agree on the run and its results (``_RUN_KEY``). Rows that name their store (``config_hash``,
+    ``protocol``, ``n_val``: written by the engine) are copies only of rows of the same store, so two
+    stores whose runs happen to score alike (e.g. two protocols) both stay; a row that names none (the
+    original format) is a copy of any fuller row with the same run and results.
+    """
+    key = [c for c in _RUN_KEY if c in df.columns]
+    if len(key) < 4:
+        return df
+    identity = [c for c in _RUN_IDENTITY if c in df.columns]
+    richness = df.notna().sum(axis=1)
+    kept = df.assign(_rich=richness).sort_values("_rich", ascending=False, kind="stable")
+    kept = kept.drop_duplicates(key + identity)
+    if identity:  # an anonymous row (no store named) is a copy of a fuller row with the same results
+        anonymous = kept[identity].isna().all(axis=1).to_numpy()
+        runs = [tuple(_hashable(v) for v in values) for values in kept[key].itertuples(index=False)]
+        named = {run for run, anon in zip(runs, anonymous) if not anon}
+        kept = kept[[not (anon and run in named) for run, anon in zip(runs, anonymous)]]
+    return df.loc[sorted(kept.index)]
+
+
+def with_settings(df: pd.DataFrame) -> pd.DataFrame:
+    """Repeated runs dropped and a ``setting`` column: each condition with its own copy of the baseline."""
+    df = drop_repeated_runs(df)
+    if "study" not in df.columns:
+        df = df.assign(study="")
+    if "condition" not in df.columns:
+        return df.assign(setting="all")
+    if not (df["cut"] != -1).any():
+        return df.assign(setting="baseline")
+    match = [c for c in BASELINE_MATCH if c in df.columns]
+    expanded = expand_baselines(df, match=match)
+    if (expanded["setting"] != "baseline").any():  # baselines no condition uses would be a lone panel
+        expanded = expanded[expanded["setting"] != "baseline"]
+    return expanded.reset_index(drop=True)
 
 
 def _hashable(value: Any) -> Any:
@@ -413,93 +436,6 @@ def summary_table(df: pd.DataFrame, metric: str = "test_acc", stat: str = "media
     wide = wide[sorted(wide.columns, key=arm_sort_key)]
     wide.columns.name = arm_col
     return wide
-
-
-# ----------------------------------------------------------------------------- export
-def _json_value(value: Any) -> Any:
-    """Plain JSON value: numpy scalars → Python, NaN → null."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    """Params values json cannot write: numpy scalars/arrays as Python values, anything else as text."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def _export_params(df: pd.DataFrame, params: dict) -> dict:
-    """The params dict to write first: JSON-able, with the condition flags of ``df``'s rows."""
-    params = dict(params)
-    if isinstance(params.get("activation_function"), type):
-        cls = params["activation_function"]
-        params["activation_function"] = f"<class '{cls.__module__}.{cls.__qualname__}'>"
-    conditions = sorted(set(df.loc[df["cut"] != -1, "condition"].dropna())) if "condition" in df else []
-    if len(conditions) > 1:
-        raise ValueError(f"df holds several transfer conditions {conditions}; export one at a time")
-    if conditions:
-        cond = conditions[0]
-        if not re.fullmatch(r"[FU][RT]?", cond):
-            raise ValueError(f"df: condition {cond!r} has no original-format equivalent; allowed: F, FR, FT, U, UR, UT")
-        flags = {"freeze": cond[0] == "F", "reinit": cond.endswith("R"), "truncate": cond.endswith("T")}
-        for name, value in flags.items():
-            if name == "reinit" and flags["truncate"]:
-                continue  # with truncation the original's reinit flag has no effect
-            if params.get(name) is not None and bool(params[name]) != value:
-                raise ValueError(f"params[{name!r}]={params[name]!r} contradicts the rows' condition {cond!r}")
-            params.setdefault(name, value)
-            if params[name] is None:
-                params[name] = value
-    for column in ("study", "source_dataset", "target_dataset"):
-        values = df[column].dropna().unique() if column in df else []
-        if column == "study" and len(values) > 1:
-            raise ValueError(f"df holds several studies {list(values)}; export one at a time")
-        if len(values) == 1:
-            params.setdefault(column, _json_value(values[0]))
-    return params
-
-
-def export_original(df: pd.DataFrame, out_dir: str | os.PathLike, params: dict, tag: str) -> tuple[Path, Path]:
-    """Write ``baselines_{tag}.json`` (cut -1 rows) and ``cuts_{tag}.json`` in the original study's format.
-
-    Each file is a JSON list: ``params`` first (plus ``study``/``source_dataset``/``target_dataset`` from
-    the rows when ``params`` lacks them, so the names survive a round trip), then one
-    ``{"lr", "sampled_percentage", "sampled_cut_point", "repeat", "train_acc", "test_acc"}`` per row.
-    """
-    if not isinstance(params, dict):
-        raise ValueError(f"params must be a dict (the original's params dict), got {type(params).__name__}")
-    if not tag or not re.fullmatch(r"[\w.\-]+", tag):
-        raise ValueError(f"tag {tag!r} must be a non-empty file-name fragment (letters, digits, _ . -)")
-    missing = [c for c in ("fraction", "cut", "repeat", "test_acc") if c not in df.columns]
-    if missing:
-        raise ValueError(f"df: missing columns {missing}")
-    header = _export_params(df, params)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ordered = df.sort_values(["cut", "fraction", "repeat"], kind="stable")
-    paths = []
-    for name, part in (("baselines", ordered[ordered["cut"] == -1]), ("cuts", ordered[ordered["cut"] != -1])):
-        items = [header]
-        for row in part.to_dict("records"):
-            lr = row.get("lr")
-            items.append({
-                "lr": _json_value(lr if lr is not None and not pd.isna(lr) else header.get("lr_fine_tune")),
-                "sampled_percentage": _json_value(float(row["fraction"])),
-                "sampled_cut_point": int(row["cut"]),
-                "repeat": int(row["repeat"]),
-                "train_acc": _json_value(row.get("train_acc")),
-                "test_acc": _json_value(row["test_acc"]),
-            })
-        path = out_dir / f"{name}_{tag}.json"
-        atomic_write_text(path, json.dumps(items, default=_json_default))  # never a half-written export
-        paths.append(path)
-    return paths[0], paths[1]
 
 
 # ----------------------------------------------------------------------------- clustering

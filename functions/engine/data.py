@@ -1,4 +1,5 @@
-"""Datasets as in-memory tensors: loading, class splits with relabelling, validation split, subsets.
+"""Datasets as in-memory tensors: loading, class splits with relabelling, validation split, subsets, and
+the identity of the files read (what the dataset facts in ``datasets`` say about them lives there).
 
 Every dataset is read once into uint8 tensors ``[N, C, H, W]`` and normalised once; subsets are index
 tensors. Nothing per item runs in a training loop.
@@ -8,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import pickle
-import socket
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,25 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import DATASETS, ConfigError, default_data_root
-
-# Per-channel mean/std of each training split (pixel values scaled to [0, 1]).
-NORMALISATION = {
-    "MNIST": ((0.1307,), (0.3081,)),
-    "FashionMNIST": ((0.2860,), (0.3530,)),
-    "CIFAR10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "digits": ((0.3,), (0.37,)),
-}
-CLASS_NAMES = {
-    "MNIST": [str(i) for i in range(10)],
-    "digits": [str(i) for i in range(10)],
-    "FashionMNIST": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                     "Sneaker", "Bag", "Ankle boot"],
-    "CIFAR10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+from .datasets import (CANONICAL_IDENTITY, CIFAR_FILES, CLASS_NAMES, DATASETS, IDX_FILES, NORMALISATION,
+                       check_available, dataset_files, default_data_root)
+from .errors import ConfigError
 
 
 @dataclass
@@ -75,55 +59,7 @@ class Split:
         return Split(**moved, classes=self.classes, class_names=self.class_names)
 
 
-# ----------------------------------------------------------------------------- availability
-def dataset_files(name: str, root: Path) -> list[Path]:
-    """The files a dataset needs under ``root`` (torchvision's layout)."""
-    if name in ("MNIST", "FashionMNIST"):
-        return [root / name / "raw" / f for f in _IDX_FILES]
-    if name == "CIFAR10":
-        return [root / "cifar-10-batches-py" / f for f in _CIFAR_FILES]
-    return []  # digits ships inside scikit-learn
-
-
-def _online(host: str = "ossci-datasets.s3.amazonaws.com", timeout: float = 3.0) -> bool:
-    """Whether the dataset mirror answers (used only when files are missing)."""
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def check_available(name: str, root: Path, download: bool | None = None) -> None:
-    """Raise ConfigError before any training when ``name`` cannot be read or downloaded."""
-    if name not in DATASETS:
-        raise ConfigError(f"dataset {name!r} is unknown; allowed: {list(DATASETS)}")
-    missing = [p for p in dataset_files(name, Path(root)) if not p.exists()]
-    if not missing:
-        return
-    if download is False or (download is None and not _online()):
-        raise ConfigError(
-            f"data_root: {name} is not under {Path(root).resolve()} (missing {missing[0].name}) and "
-            f"{'download=False' if download is False else 'there is no network to download it'}. "
-            f"Put the files there in torchvision's layout ({missing[0].parent.relative_to(root)}/), "
-            "or set TL_STUDY_DATA / data_root to the folder that holds them.")
-
-
 # ----------------------------------------------------------------------------- identity
-# dataset_identity() of the files a torchvision download produces (its canonical MNIST/FashionMNIST
-# raw files and CIFAR-10 python batches). A fingerprint adds the identity only when it differs from
-# these, so result stores written before identities existed keep their hashes. The values equal
-# _identity_of_md5s() over the published MD5s of the uncompressed files (tests check this); the
-# MNIST/FashionMNIST ones were also computed from verified copies of the real files; digits is the
-# copy embedded in scikit-learn (its labels and pixels, see _digits_identity).
-CANONICAL_IDENTITY = {
-    "MNIST": "d7d0b933fbb4754c8f1852e980283a942878370f",
-    "FashionMNIST": "cfea3122e830470b97d24b2ac58c123c74689c90",
-    "CIFAR10": "d80450a5bf5d01e5f8fc91b8dbc994dd338feff2",
-    "digits": "592509b9128ea130b9ab8783bda8d7351bfb17c2",
-}
-
-
 def dataset_identity(name: str, root: str | Path | None = None) -> str:
     """A hex identity of the data ``name`` would be read from under ``root`` (cached per file state).
 
@@ -274,14 +210,14 @@ def _check_idx_magic(path: Path, data: bytes) -> int:
 def _load_idx(name: str, root: Path):
     """MNIST-format files; downloads through torchvision when they are missing."""
     raw = root / name / "raw"
-    if not all((raw / f).exists() for f in _IDX_FILES):
+    if not all((raw / f).exists() for f in IDX_FILES):
         import torchvision
 
         getattr(torchvision.datasets, name)(str(root), train=True, download=True)
         getattr(torchvision.datasets, name)(str(root), train=False, download=True)
     num_classes = len(CLASS_NAMES[name])
     out = []
-    for images_name, labels_name in (_IDX_FILES[:2], _IDX_FILES[2:]):
+    for images_name, labels_name in (IDX_FILES[:2], IDX_FILES[2:]):
         images_path, labels_path = raw / images_name, raw / labels_name
         x, y = _read_idx(images_path), _read_idx(labels_path)
         _check_idx_pair(images_path, labels_path, x, y, num_classes)
@@ -324,7 +260,7 @@ _CIFAR_IMAGE_BYTES = 3 * 32 * 32
 def _load_cifar(root: Path):
     """The standard ``cifar-10-batches-py`` pickles; downloads through torchvision when missing."""
     folder = root / "cifar-10-batches-py"
-    if not all((folder / f).exists() for f in _CIFAR_FILES):
+    if not all((folder / f).exists() for f in CIFAR_FILES):
         import torchvision
 
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)
@@ -334,8 +270,8 @@ def _load_cifar(root: Path):
         xs, ys = zip(*batches)
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
-    x_train, y_train = read(_CIFAR_FILES[:5])
-    x_test, y_test = read(_CIFAR_FILES[5:])
+    x_train, y_train = read(CIFAR_FILES[:5])
+    x_test, y_test = read(CIFAR_FILES[5:])
     return x_train, y_train, x_test, y_test
 
 

@@ -4,18 +4,23 @@ Two budgets: :func:`fit` counts epochs (the original study's protocol: patience 
 :func:`fit_steps` counts optimizer steps (at least ``min_steps``, validation every ``eval_every`` steps,
 patience in evaluations), so a 25-image subset trains as many steps as a 2,500-image one. Only the
 validation split is evaluated during training; the test split once, on the restored best state, and
-training accuracy once at the end.
+training accuracy once at the end. Test-time augmentation (:func:`tta_probabilities`) averages softmax
+scores over flipped or shifted copies of each input when evaluating; :func:`class_accuracies` breaks
+predictions down by class.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import trainable_parameters
+from .networks import trainable_parameters
+
+TTA_MODES = ("flip", "fivecrop")
 
 
 @dataclass
@@ -88,8 +93,6 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
             correct += (logits.argmax(1) == yb).sum().item()
         else:
-            from .tta import tta_probabilities
-
             probs = tta_probabilities(net, xb, tta)
             if with_loss:
                 loss_sum += F.nll_loss(probs.clamp_min(1e-12).log(), yb, reduction="sum").item()
@@ -99,6 +102,26 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
         raise ValueError("cannot evaluate on zero images (empty split): raise train_limit/test_limit")
     n = len(y)
     return (correct / n, loss_sum / n) if with_loss else correct / n
+
+
+# ----------------------------------------------------------------------------- test-time augmentation
+def five_crops(x: torch.Tensor, pad: int) -> list[torch.Tensor]:
+    """Centre + four corner crops of the zero-padded batch, each the size of the input."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (pad, pad, pad, pad))
+    corners = [(pad, pad), (0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad)]
+    return [padded[..., i:i + h, j:j + w] for i, j in corners]
+
+
+def tta_probabilities(net: nn.Module, x: torch.Tensor, mode: str, pad: int | None = None) -> torch.Tensor:
+    """Mean softmax over the views of ``x``: ``flip`` (image + mirror) or ``fivecrop``."""
+    if mode == "flip":
+        views = [x, x.flip(-1)]
+    elif mode == "fivecrop":
+        views = five_crops(x, pad if pad is not None else max(1, x.shape[-1] // 8))
+    else:
+        raise ValueError(f"tta {mode!r} is unknown; allowed: {list(TTA_MODES)} or None")
+    return torch.stack([F.softmax(net(v), dim=1) for v in views]).mean(0)
 
 
 @torch.inference_mode()
@@ -112,6 +135,38 @@ def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Te
              for s in range(0, len(x), batch_size)]
     net.train(was_training)
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def labels_array(y) -> np.ndarray:
+    """Labels (tensor, list or array) as a 1-D int numpy array."""
+    if hasattr(y, "detach"):
+        y = y.detach().cpu().numpy()
+    array = np.asarray(y)
+    if array.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {array.shape}")
+    return array.astype(int)
+
+
+def class_accuracies(y_true, y_pred, class_names=None) -> "pandas.DataFrame":  # noqa: F821
+    """Accuracy of each class over the whole given set: columns class, name, n, correct, accuracy."""
+    import pandas as pd
+
+    truth, pred = labels_array(y_true), labels_array(y_pred)
+    if truth.shape != pred.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {len(truth)} vs {len(pred)}")
+    if not len(truth):
+        raise ValueError("y_true is empty")
+    classes = list(range(len(class_names))) if class_names is not None else sorted(np.unique(truth).tolist())
+    if class_names is not None and truth.max() >= len(class_names):
+        raise ValueError(f"class_names has {len(class_names)} names but y_true holds label {truth.max()}")
+    records = []
+    for c in classes:
+        mine = truth == c
+        n = int(mine.sum())
+        correct = int((pred[mine] == c).sum())
+        records.append({"class": c, "name": str(class_names[c]) if class_names is not None else str(c),
+                        "n": n, "correct": correct, "accuracy": correct / n if n else np.nan})
+    return pd.DataFrame(records)
 
 
 def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:

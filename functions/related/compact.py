@@ -2,7 +2,9 @@
 
 Everything the compact-model notebook shows lives here: the network, a receptive-field table computed
 from its layer specs, batched tensor augmentation (random rotation + shift through ``affine_grid``), and
-a training loop that records train/test loss and accuracy every epoch with StepLR or OneCycleLR.
+a training loop that records train/test loss and accuracy every epoch with StepLR or OneCycleLR. Its
+parameter count and per-class accuracy come from the engine (``networks.count_parameters``,
+``training.class_accuracies``).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .training import channels_last, evaluate, predict
+from functions.engine.training import channels_last, evaluate, predict
 
 PARAMETER_LIMIT = 8000
 TARGET_ACCURACY = 0.994
@@ -67,11 +69,6 @@ class CompactNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block2(self.transition(self.block1(x)))
         return self.classifier(self.gap(x)).flatten(1)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (BatchNorm scale/shift included, running statistics not)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # ----------------------------------------------------------------------------- receptive field
@@ -210,19 +207,6 @@ def meets_target(history: pd.DataFrame, target: float = TARGET_ACCURACY, last: i
     return len(tail) == last and bool((tail >= target).all())
 
 
-def per_class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                       class_names: list[str]) -> pd.DataFrame:
-    """Accuracy of every class over the whole of ``x`` (not a per-batch sample)."""
-    pred = predict(model, x)
-    rows = []
-    for c, name in enumerate(class_names):
-        mask = y == c
-        n = int(mask.sum())
-        rows.append(dict(cls=name, n=n, correct=int((pred[mask] == c).sum()),
-                         accuracy=float((pred[mask] == c).float().mean()) if n else float("nan")))
-    return pd.DataFrame(rows)
-
-
 def misclassified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, limit: int = 25):
     """The first ``limit`` misclassified images with true and predicted labels."""
     pred = predict(model, x)
@@ -250,9 +234,9 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], target: float = TAR
 
 
 def plot_per_class(table: pd.DataFrame, ax=None):
-    """Per-class accuracy bars with the error count written on each bar."""
+    """Per-class accuracy bars (a ``class_accuracies`` frame) with the error count written on each bar."""
     ax = ax or plt.subplots(figsize=(7, 3.5))[1]
-    ax.bar(table["cls"].astype(str), table["accuracy"])
+    ax.bar(table["name"].astype(str), table["accuracy"])
     for i, row in table.reset_index(drop=True).iterrows():
         ax.text(i, row["accuracy"], f"{row['n'] - row['correct']} err", ha="center", va="bottom", fontsize=8)
     low = float(table["accuracy"].min())

@@ -1,9 +1,12 @@
-"""Pretraining, baselines and cut grids over fractions × cuts × repeats; resumable.
+"""The Study: one transfer study's config, data, pretrained networks, grid and results store.
 
-A grid is a list of :class:`RunSpec` (condition, fraction, cut, repeat). Runs are paired: for one
-(fraction, repeat) every condition and cut trains on the same subset, and re-initialised layers and the
-new head start from the same seed. With freezing on, blocks ``[0, k)`` are a fixed function, so their
-outputs are computed once per cut (the frozen-prefix cache, derived cut by cut) and only the suffix trains.
+A grid is a list of :class:`~functions.engine.conditions.RunSpec` (condition, fraction, cut, repeat). Runs
+are paired: for one (fraction, repeat) every condition and cut trains on the same subset, and
+re-initialised layers and the new head start from the same seed. With freezing on, blocks ``[0, k)`` are
+a fixed function, so their outputs come from the frozen-prefix cache (``cache``) and only the suffix
+trains. :meth:`Study.run` trains pending runs here, or hands them to an executor (:class:`Executor`,
+built by ``functions.engine.distributed.make_executor``); either way every finished run is appended at
+once to the results store, so a stopped grid resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -11,98 +14,43 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
-from .config import DATASET_SHAPES, StudyConfig
+from .cache import PrefixCache, worth_caching
+from .conditions import BASELINE_FLAGS, CONDITIONS, SOURCES, Condition, RunSpec
+from .config import StudyConfig
 from .data import (Split, balanced_subset, carve_validation, dataset_identity, is_canonical, load_split,
                    stable_seed, subset_seed)
-from .models import CustomCNN, Suffix, cut, load_state
 from .fileio import atomic_torch_save, atomic_write_text
+from .networks import BlockNet, Suffix, cut, load_state, new_model
+from .original_format import EXPORT_DIR
+from .schema import results_row
 from .store import ResultsStore, check_writable
 from .training import FitResult, Tensors, fit, fit_steps
 
-@dataclass(frozen=True)
-class Condition:
-    """How a run's model is made from a pretrained one at cut k.
 
-    ``source``: which network the kept blocks come from: ``"A"`` (pretrained on the pretraining classes),
-    ``"B"`` (pretrained on the fine-tuning classes themselves: the self-transfer control) or any name a
-    custom ``builder`` understands. ``builder(study, spec) -> model`` replaces the standard cut; ``cuts``
-    (``cfg -> list``) replaces the grid's cut points; ``cacheable`` says whether blocks ``[0, k)`` are
-    frozen copies of the source model, so that their outputs may be served from the prefix cache.
+class Executor(Protocol):
+    """What :meth:`Study.run` hands pending runs to: ``run_specs(study, todo, progress)`` trains them
+    elsewhere, appends each finished row to ``study.store`` and returns how many it stored.
+
+    ``functions.engine.distributed.make_executor`` builds one (a Dask cluster or a process pool);
+    ``functions.engine.distributed.as_executor`` wraps a Dask ``Client`` or ``concurrent.futures`` executor.
     """
 
-    name: str
-    freeze: bool = True
-    reinit: bool = True
-    truncate: bool = False
-    source: str = "A"
-    builder: Callable[["Study", "RunSpec"], CustomCNN] | None = None
-    cuts: Callable[[StudyConfig], list[int]] | None = None
-    cacheable: bool | None = None
-    description: str = ""
-
-    @property
-    def uses_cache(self) -> bool:
-        return self.freeze if self.cacheable is None else self.cacheable
-
-    @property
-    def cut0_is_baseline(self) -> bool:
-        """Cut 0 with re-init of a standard cut is the from-scratch baseline (same fresh weights, by CRN).
-
-        Truncation at cut 0 is not: it removes every block and trains a head on raw pixels, its own arm.
-        """
-        return self.builder is None and self.reinit and not self.truncate
+    def run_specs(self, study: "Study", todo: list[RunSpec], progress: bool = True) -> int: ...
 
 
-CONDITIONS: dict[str, Condition] = {}
-
-
-def register_condition(condition: Condition) -> Condition:
-    """Make a condition available to every grid by name."""
-    CONDITIONS[condition.name] = condition
-    return condition
-
-
-# Transfer sources beyond the built-in "A" and "B": name → (study → network), built once per study.
-SOURCES: dict[str, Callable[["Study"], CustomCNN]] = {}
-
-
-def register_source(name: str, make: Callable[["Study"], CustomCNN]) -> Callable[["Study"], CustomCNN]:
-    """Make ``Condition(source=name)`` transfer from (and cache the prefix of) ``make(study)``."""
-    if name in ("A", "B"):
-        raise ValueError(f"source name {name!r} is built in; choose another name")
-    SOURCES[name] = make
-    return make
-
-
-for _name, _flags, _text in (
-        ("FR", (True, True, False), "transferred blocks frozen, later blocks re-initialised"),
-        ("F", (True, False, False), "transferred blocks frozen, later blocks keep pretrained weights"),
-        ("UR", (False, True, False), "transferred blocks fine-tuned, later blocks re-initialised"),
-        ("U", (False, False, False), "every block fine-tuned from pretrained weights"),
-        ("FT", (True, False, True), "transferred blocks frozen, later blocks removed (truncation)"),
-        ("UT", (False, False, True), "transferred blocks fine-tuned, later blocks removed")):
-    register_condition(Condition(_name, *_flags, description=_text))
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One fine-tuning run of a grid."""
-
-    condition: str  # "baseline" or a key of CONDITIONS
-    fraction: float
-    cut: int  # -1 for the baseline
-    repeat: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.condition}|{self.fraction:g}|{self.cut}|{self.repeat}"
+def _check_executor(executor: Any) -> None:
+    """TypeError unless ``executor`` is None or implements :class:`Executor`."""
+    if executor is not None and not callable(getattr(executor, "run_specs", None)):
+        raise TypeError(
+            f"executor must be None (train here) or an executor with run_specs(study, todo, progress), got "
+            f"{type(executor).__name__}; build one with functions.engine.distributed.make_executor(...), or "
+            "wrap a Dask Client / concurrent.futures executor with functions.engine.distributed.as_executor(...)")
 
 
 # ----------------------------------------------------------------------------- data & pretraining
@@ -113,16 +61,6 @@ def load_splits(cfg: StudyConfig) -> tuple[Split, Split]:
     source = load_split(cfg.source_dataset, cfg.pre_train_classes, **common)
     target = load_split(cfg.target_dataset, cfg.fine_tune_classes, **common)
     return source, target
-
-
-def new_model(cfg: StudyConfig, num_classes: int) -> CustomCNN:
-    """An untrained CustomCNN shaped for the study's datasets."""
-    channels, size, _ = DATASET_SHAPES[cfg.source_dataset]
-    if cfg.architecture == "ResNet":
-        from .resnet import ResNet
-
-        return ResNet.from_config(cfg, channels, size, num_classes)
-    return CustomCNN.from_config(cfg, channels, size, num_classes)
 
 
 def _fingerprint(data: dict[str, Any]) -> str:
@@ -173,7 +111,7 @@ def pretrained_path(cfg: StudyConfig, root: str | Path = ".") -> Path:
 
 
 def pretrain(cfg: StudyConfig, source: Split | None = None, root: str | Path = ".", force: bool = False,
-             verbose: bool = True) -> tuple[CustomCNN, dict[str, Any]]:
+             verbose: bool = True) -> tuple[BlockNet, dict[str, Any]]:
     """Train on the source classes, or load the saved model of the same config; returns (model, info)."""
     path = pretrained_path(cfg, root)
     info_path = path.with_suffix(".json")
@@ -207,7 +145,7 @@ def pretrain(cfg: StudyConfig, source: Split | None = None, root: str | Path = "
     return model, info
 
 
-def load_pretrained(cfg: StudyConfig, path: Path) -> CustomCNN:
+def load_pretrained(cfg: StudyConfig, path: Path) -> BlockNet:
     """A saved pretrained model; a corrupt or mismatched file raises one error naming it."""
     model = new_model(cfg, len(cfg.pre_train_classes))
     try:
@@ -242,76 +180,9 @@ def _split_tensors(split: Split, device: str, train_idx: torch.Tensor | None = N
                    split.x_test.to(device), split.y_test.to(device))
 
 
-# ----------------------------------------------------------------------------- frozen-prefix cache
-class PrefixCache:
-    """Outputs of the frozen blocks ``[0, k)`` for the rows runs need, advanced one block at a time.
-
-    Rows: validation, test, and the union of the training subsets in play. Stored in fp32 when they fit
-    the memory budget, else bf16; when even that does not fit, :meth:`features` returns None and runs
-    fall back to computing the prefix on the fly.
-    """
-
-    def __init__(self, pretrained: CustomCNN, split: Split, train_rows: torch.Tensor, device: str,
-                 budget_bytes: float, batch_size: int = 2048):
-        self.blocks = pretrained.blocks
-        self.device, self.budget, self.batch_size = device, budget_bytes, batch_size
-        self.train_rows = torch.unique(train_rows)  # sorted: positions found by searchsorted
-        self.k = 0
-        self.parts = {"train": split.x_train[self.train_rows], "val": split.x_val, "test": split.x_test}
-        self.parts = {name: x.to(device) for name, x in self.parts.items()}
-        self.fits = True
-
-    def _n_rows(self) -> int:
-        return sum(len(x) for x in self.parts.values())
-
-    @torch.no_grad()  # not inference_mode: the cached tensors later feed autograd-tracked training
-    def advance_to(self, k: int) -> None:
-        """Apply blocks ``[self.k, k)`` to the cached rows (derive cut k from cut k−1)."""
-        if k < self.k:
-            raise ValueError(f"the cache only moves forward: at cut {self.k}, asked for {k}")
-        for i in range(self.k, k):
-            block = self.blocks[i].to(self.device).eval()
-            for name, x in self.parts.items():
-                self.parts[name] = self._apply(block, x)
-            self.k = i + 1
-
-    def _apply(self, block, x: torch.Tensor) -> torch.Tensor:
-        block = block.to(memory_format=torch.channels_last)
-        out_shape = block(x[:1].float()).shape[1:]
-        per_row = int(torch.tensor(out_shape).prod())
-        dtype = torch.float32 if self._n_rows() * per_row * 4 <= self.budget else torch.bfloat16
-        out = torch.empty((len(x),) + tuple(out_shape), dtype=dtype, device=x.device,
-                          memory_format=torch.channels_last)
-        for s in range(0, len(x), self.batch_size):
-            batch = x[s:s + self.batch_size].float().contiguous(memory_format=torch.channels_last)
-            out[s:s + self.batch_size] = block(batch).to(dtype)
-        self.fits = self._n_rows() * per_row * out.element_size() <= self.budget
-        return out
-
-    def tensors(self, split: Split, train_idx: torch.Tensor, val_idx: torch.Tensor | None = None) -> Tensors:
-        """Cached inputs of one run (its training subset, validation and test); ``val_idx`` (rows of the
-        training split, inside the cached subsets) replaces the validation split when given."""
-        def rows(idx):
-            return self.parts["train"][torch.searchsorted(self.train_rows, idx).to(self.device)]
-
-        x_val, y_val = ((self.parts["val"], split.y_val) if val_idx is None
-                        else (rows(val_idx), split.y_train[val_idx]))
-        return Tensors(rows(train_idx), split.y_train[train_idx].to(self.device), x_val, y_val.to(self.device),
-                       self.parts["test"], split.y_test.to(self.device))
-
-
-def cache_bytes_estimate(pretrained: CustomCNN, n_rows: int, k: int) -> int:
-    """fp32 bytes of the cached activations of ``n_rows`` inputs after block k−1."""
-    x = torch.zeros(1, pretrained.in_channels, pretrained.image_size, pretrained.image_size)
-    with torch.no_grad():
-        for block in pretrained.blocks[:k]:
-            x = block(x)
-    return n_rows * x[0].numel() * 4
-
-
 # ----------------------------------------------------------------------------- the grid
 class Study:
-    """One transfer study: a config, its data, its pretrained model and its results store."""
+    """One transfer study: a config, its data, its pretrained networks and its results store."""
 
     def __init__(self, cfg: StudyConfig, root: str | Path = ".", verbose: bool = True,
                  record_history: bool = False):
@@ -321,12 +192,12 @@ class Study:
         self.root = Path(root)
         self.verbose = verbose
         self.record_history = record_history  # rows then carry per-epoch train/val loss ("history")
-        self._sources: dict[str, CustomCNN] = {}
+        self._sources: dict[str, BlockNet] = {}
         self.device = cfg.resolved_device()
         self._splits: tuple[Split, Split] | None = None
         self.store = ResultsStore(self.store_path())
-        self._pretrained: CustomCNN | None = None
-        self._pretrained_b: CustomCNN | None = None
+        self._pretrained: BlockNet | None = None
+        self._pretrained_b: BlockNet | None = None
         self.pretrain_info: dict[str, Any] = {}
 
     @property
@@ -360,7 +231,7 @@ class Study:
         return self.root / self.cfg.results_dir / f"{slug}_{self.results_fingerprint()}.jsonl"
 
     @property
-    def pretrained(self) -> CustomCNN:
+    def pretrained(self) -> BlockNet:
         if self._pretrained is None:
             self._pretrained, self.pretrain_info = pretrain(self.cfg, self.source, self.root,
                                                             verbose=self.verbose)
@@ -368,7 +239,7 @@ class Study:
         return self._pretrained
 
     @property
-    def pretrained_b(self) -> CustomCNN:
+    def pretrained_b(self) -> BlockNet:
         """The self-transfer source: the same network pretrained on the fine-tuning classes (B)."""
         if self._pretrained_b is None:
             cfg_b = self.cfg.replace(source_dataset=self.cfg.target_dataset,
@@ -378,7 +249,7 @@ class Study:
             self._pretrained_b.eval()
         return self._pretrained_b
 
-    def source_model(self, source: str) -> CustomCNN:
+    def source_model(self, source: str) -> BlockNet:
         """The network a condition transfers from: ``"A"`` or ``"B"``."""
         if source == "A":
             return self.pretrained
@@ -390,6 +261,19 @@ class Study:
             return self._sources[source]
         raise ValueError(f"source {source!r} is unknown; allowed: 'A', 'B', {list(SOURCES)} "
                          "(or a custom builder)")
+
+    def use_source(self, source: str, network: BlockNet) -> None:
+        """Transfer from ``network`` as source ``"A"``, ``"B"`` or a registered one, instead of pretraining
+        or building it here (a worker given the client's networks; a benchmark sharing one network)."""
+        network = network.to(self.device).eval()
+        if source == "A":
+            self._pretrained = network
+        elif source == "B":
+            self._pretrained_b = network
+        elif source in SOURCES:
+            self._sources[source] = network
+        else:
+            raise ValueError(f"source {source!r} is unknown; allowed: 'A', 'B', {list(SOURCES)}")
 
     # -- planning
     def subset(self, fraction: float, repeat: int) -> torch.Tensor:
@@ -434,8 +318,12 @@ class Study:
 
     # -- running
     def run(self, conditions: Iterable[str] = ("baseline", None), progress: bool = True,
-            executor=None) -> "pandas.DataFrame":  # noqa: F821
-        """Run every pending run of the grid (resuming a stopped one) and return all rows as a frame."""
+            executor: Executor | None = None) -> "pandas.DataFrame":  # noqa: F821
+        """Run every pending run of the grid (resuming a stopped one) and return all rows as a frame.
+
+        ``executor`` None trains here; an :class:`Executor` (``distributed.make_executor``) trains elsewhere.
+        """
+        _check_executor(executor)
         specs = self.plan(conditions)
         todo = self.pending(specs)
         if self.verbose:
@@ -445,9 +333,7 @@ class Study:
             if executor is None:
                 self._run_local(todo, progress)
             else:
-                from .distributed import run_with_executor
-
-                run_with_executor(self, todo, executor, progress)
+                executor.run_specs(self, todo, progress)
         return self.frame([s.key for s in specs])
 
     def _run_local(self, todo: list[RunSpec], progress: bool) -> None:
@@ -471,9 +357,8 @@ class Study:
         if cond is not None and cond.uses_cache:
             source = self.cache_source(cond)
             rows_needed = torch.cat([self.subset(s.fraction, s.repeat) for s in group])
-            n_rows = len(torch.unique(rows_needed)) + len(self.target.y_val) + len(self.target.y_test)
             budget = self.cfg.cache_budget_gb * 1e9
-            if cache_bytes_estimate(source, n_rows, max(1, min(s.cut for s in group))) <= 2 * budget:
+            if worth_caching(source, self.target, rows_needed, max(1, min(s.cut for s in group)), budget):
                 cache = PrefixCache(source, self.target, rows_needed, self.device, budget,
                                     self.cfg.eval_batch_size)
         for spec in sorted(group, key=lambda s: (s.cut, s.fraction, s.repeat)):
@@ -491,7 +376,7 @@ class Study:
                 raise
             yield spec, row
 
-    def cache_source(self, cond: Condition) -> CustomCNN:
+    def cache_source(self, cond: Condition) -> BlockNet:
         """The network whose frozen blocks feed the prefix cache of a condition."""
         return self.source_model(cond.source)
 
@@ -499,7 +384,7 @@ class Study:
         """Seed of a run's fresh weights: shared by every condition and cut of one (fraction, repeat)."""
         return stable_seed("init", self.cfg.seed, spec.fraction, spec.repeat)
 
-    def build_model(self, spec: RunSpec) -> CustomCNN:
+    def build_model(self, spec: RunSpec) -> BlockNet:
         """The model a run starts from (seeded so that paired runs start alike)."""
         seed = self.init_seed(spec)
         n_classes = len(self.cfg.fine_tune_classes)
@@ -517,7 +402,7 @@ class Study:
         """Train one run and return its results row (not yet stored)."""
         return self.train(spec, cache)[1]
 
-    def train(self, spec: RunSpec, cache: PrefixCache | None = None) -> tuple[CustomCNN, dict[str, Any]]:
+    def train(self, spec: RunSpec, cache: PrefixCache | None = None) -> tuple[BlockNet, dict[str, Any]]:
         """Train one run under the config's protocol; returns (the trained full model, its results row).
 
         With ``lr_grid`` the run is trained once per learning rate from the same initial weights and
@@ -552,28 +437,28 @@ class Study:
 
     def row(self, spec: RunSpec, result, n_train: int, n_val: int | None = None,
             lr: float | None = None) -> dict[str, Any]:
-        """The results row of a finished run (the CONTRIBUTING.md schema)."""
+        """The results row of a finished run (``functions.engine.schema``)."""
         c = self.cfg
         cond = CONDITIONS.get(spec.condition)
-        freeze, reinit, truncate = (cond.freeze, cond.reinit, cond.truncate) if cond else (False, True, False)
-        return {
-            "key": spec.key, "study": c.study_name(), "source_dataset": c.source_dataset,
-            "target_dataset": c.target_dataset, "pretrain_classes": list(c.pre_train_classes),
-            "finetune_classes": list(c.fine_tune_classes), "condition": spec.condition,
-            "freeze": freeze, "reinit": reinit, "truncate": truncate, "fraction": spec.fraction,
-            "cut": spec.cut, "repeat": spec.repeat,
-            "seed": self.init_seed(spec), "init": "crn", "lr": c.lr_fine_tune if lr is None else lr,
-            "lr_grid": c.lr_grid, "protocol": c.protocol,
-            "depth": c.depth, "num_channels": c.num_channels, "kernel_size": c.kernel_size,
-            "activation": c.activation_function, "pooling": c.pooling_str(), "n_train": n_train,
-            "n_val": len(self.target.y_val) if n_val is None else n_val,
-            "train_acc": result.train_acc, "test_acc": result.test_acc,
-            "val_acc": None if math.isnan(result.val_acc) else result.val_acc,  # None: no validation split
-            "epochs": result.epochs, "best_epoch": result.best_epoch, "steps": result.steps,
-            "best_step": result.best_step, "seconds": round(result.seconds, 4),
-            "profile": c.profile, "device": self.device, "config_hash": self.results_fingerprint(),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
+        freeze, reinit, truncate = (cond.freeze, cond.reinit, cond.truncate) if cond else BASELINE_FLAGS
+        return results_row(
+            key=spec.key, study=c.study_name(), source_dataset=c.source_dataset,
+            target_dataset=c.target_dataset, pretrain_classes=list(c.pre_train_classes),
+            finetune_classes=list(c.fine_tune_classes), condition=spec.condition,
+            freeze=freeze, reinit=reinit, truncate=truncate, fraction=spec.fraction,
+            cut=spec.cut, repeat=spec.repeat,
+            seed=self.init_seed(spec), init="crn", lr=c.lr_fine_tune if lr is None else lr,
+            lr_grid=c.lr_grid, protocol=c.protocol,
+            depth=c.depth, num_channels=c.num_channels, kernel_size=c.kernel_size,
+            activation=c.activation_function, pooling=c.pooling_str(), n_train=n_train,
+            n_val=len(self.target.y_val) if n_val is None else n_val,
+            train_acc=result.train_acc, test_acc=result.test_acc,
+            val_acc=None if math.isnan(result.val_acc) else result.val_acc,  # None: no validation split
+            epochs=result.epochs, best_epoch=result.best_epoch, steps=result.steps,
+            best_step=result.best_step, seconds=round(result.seconds, 4),
+            profile=c.profile, device=self.device, config_hash=self.results_fingerprint(),
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
 
     # -- results
     def frame(self, keys: list[str] | None = None):
@@ -587,13 +472,14 @@ class Study:
         return df
 
     def export_original(self, out_dir: str | Path | None = None, condition: str | None = None):
-        """Write ``baselines_<tag>.json`` and ``cuts_<tag>.json`` in the original study's format."""
-        from .results import export_original
+        """Write ``baselines_<tag>.json`` and ``cuts_<tag>.json`` in the original study's format, by default
+        to ``<results_dir>/original_format/`` (never read back as runs)."""
+        from .original_format import export_original
 
         condition = condition or self.cfg.condition
         df = self.frame()
         df = df[df["condition"].isin(["baseline", condition])]
-        out_dir = Path(out_dir or self.root / self.cfg.results_dir)
+        out_dir = Path(out_dir or self.root / self.cfg.results_dir / EXPORT_DIR)
         cond = CONDITIONS[condition]
         flags = dict(freeze=cond.freeze, reinit=cond.reinit, truncate=cond.truncate)
         params = self.cfg.replace(**flags).to_original_params()
@@ -607,10 +493,3 @@ def group_for_cache(specs: list[RunSpec]) -> list[list[RunSpec]]:
         groups.setdefault(s.condition, []).append(s)
     return list(groups.values())
 
-
-def run_study(cfg: StudyConfig, conditions: Iterable[str] = ("baseline", None), root: str | Path = ".",
-              progress: bool = True, executor=None):
-    """Convenience: build a Study, pretrain (or load) and run the grid; returns (study, frame)."""
-    study = Study(cfg, root)
-    _ = study.pretrained
-    return study, study.run(conditions, progress, executor)

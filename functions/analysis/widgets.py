@@ -1,8 +1,11 @@
-"""An ipywidgets explorer of results: pick a results file or folder, a study, a condition, fractions, a
+"""An ipywidgets explorer of results: pick a results store or folder, a study, a condition, fractions, a
 metric and a plot type; the figure is redrawn on every change.
 
->>> explorer = ResultsExplorer(root="..")   # scans for results/ folders (ours and the original's files)
+>>> explorer = ResultsExplorer(root="..")   # scans results/ folders for stores (and the original's files)
 >>> explorer.widget                         # display it in a notebook
+
+Exports of our stores (``original_format/`` folders) are not listed: they hold the same runs as the
+stores. Without a given source it opens on the first MNIST results folder.
 
 It also runs without a notebook front end (set ``explorer.controls[name].value`` and read
 ``explorer.figure``), which is how the tests drive it.
@@ -18,14 +21,17 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from functions import plots
-from functions.results import load_results
+from functions.analysis import figures
+from functions.analysis.results import load_results
+from functions.engine.conditions import ordered_conditions
+from functions.engine.original_format import EXPORT_DIR
 
 FRAME = "<frame>"  # source value standing for a frame given to the explorer
 ALL_CONDITIONS = "all"
 PLOT_TYPES = ("box", "median lines", "diff to baseline", "heatmap")
-METRICS = plots.METRICS
-_SKIPPED_DIRS = {"__pycache__", "node_modules", ".git", ".ipynb_checkpoints"}
+METRICS = figures.METRICS
+FIRST_DATASET = "MNIST"  # the explorer opens on this dataset folder's results when it has any
+_SKIPPED_DIRS = {"__pycache__", "node_modules", ".git", ".ipynb_checkpoints", EXPORT_DIR}
 _SNIFF_BYTES = 65536
 
 
@@ -55,8 +61,8 @@ def find_result_sources(root: str | os.PathLike = ".") -> list[tuple[str, str]]:
     """(label, path) of every results folder and file under ``root``: folders first, then files.
 
     Looks inside folders named ``results`` (and below) for ``*.jsonl``/``*.json`` that hold results;
-    hidden folders and caches are skipped. Labels are paths relative to ``root``; a folder's label ends
-    with ``/`` and counts its files.
+    hidden folders, caches, exports (``original_format/``) and stores' ``.claims`` sidecars are skipped.
+    Labels are paths relative to ``root``; a folder's label ends with ``/`` and counts its files.
     """
     root = Path(root)
     if not root.is_dir():
@@ -64,7 +70,7 @@ def find_result_sources(root: str | os.PathLike = ".") -> list[tuple[str, str]]:
     folders, files = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIPPED_DIRS
-                             and not d.endswith(".egg-info"))
+                             and not d.endswith((".egg-info", ".claims")))
         relative = Path(dirpath).relative_to(root)
         if "results" not in relative.parts:
             continue
@@ -76,15 +82,25 @@ def find_result_sources(root: str | os.PathLike = ".") -> list[tuple[str, str]]:
     return folders + files
 
 
+def _first_source(options: list[tuple[str, str]]) -> str:
+    """The source to open on when none is given: the first results folder of the MNIST study folder (its
+    label starts with ``MNIST/``), else the first source."""
+    for label, value in options:
+        if Path(value).is_dir() and Path(label.split(" (")[0]).parts[:1] == (FIRST_DATASET,):
+            return value
+    return options[0][1]
+
+
 # ----------------------------------------------------------------------------- the explorer
 class ResultsExplorer:
     """Dropdowns for source, study, condition, metric and plot type, a fraction multi-select, one figure.
 
-    ``path_or_df``: a results frame (as :func:`functions.results.load_results` returns), a results file
-    or folder, or None (the first source found under ``root``). ``root`` is scanned for more sources
-    (:func:`find_result_sources`). Attributes: ``widget`` (the VBox to display), ``controls`` (name →
-    widget: source, study, condition, fractions, metric, plot), ``figure`` (the last figure drawn, None
-    when the selection cannot be drawn), ``error`` (why not), ``data`` (the loaded frame), ``output``.
+    ``path_or_df``: a results frame (as :func:`functions.analysis.results.load_results` returns), a results
+    file or folder, or None (the first MNIST results folder found under ``root``, else the first source).
+    ``root`` is scanned for more sources (:func:`find_result_sources`). Attributes: ``widget`` (the VBox to
+    display), ``controls`` (name → widget: source, study, condition, fractions, metric, plot), ``figure``
+    (the last figure drawn, None when the selection cannot be drawn), ``error`` (why not), ``data`` (the
+    loaded frame), ``output``.
     """
 
     def __init__(self, path_or_df: pd.DataFrame | str | os.PathLike | None = None, root: str | os.PathLike = ".",
@@ -98,7 +114,8 @@ class ResultsExplorer:
         options = self._source_options(path_or_df, root)
         self.output = w.Output()
         self.controls = {
-            "source": w.Dropdown(options=options, description="results", layout=w.Layout(width="60%")),
+            "source": w.Dropdown(options=options, description="results", layout=w.Layout(width="60%"),
+                                 value=options[0][1] if path_or_df is not None else _first_source(options)),
             "study": w.Dropdown(description="study", layout=w.Layout(width="auto")),
             "condition": w.Dropdown(description="condition"),
             "fractions": w.SelectMultiple(description="fractions", rows=6),
@@ -167,7 +184,7 @@ class ResultsExplorer:
     def _fill_study_choices(self) -> None:
         """Condition, fraction and metric choices of the selected study, keeping what still applies."""
         rows = self._study_rows()
-        conditions = plots.ordered_conditions(c for c in rows.get("condition", pd.Series(dtype=object)).dropna()
+        conditions = ordered_conditions(c for c in rows.get("condition", pd.Series(dtype=object)).dropna()
                                                if c != "baseline") if len(rows) else []
         condition = self.controls["condition"].value
         self._set_options("condition", [ALL_CONDITIONS] + conditions,
@@ -177,7 +194,7 @@ class ResultsExplorer:
         had_all = set(previous.value) == {value for _, value in previous.options}
         # "all fractions" stays all; a narrower choice is kept where it still applies
         chosen = fractions if had_all else [f for f in previous.value if f in fractions] or fractions
-        self._set_options("fractions", [(plots.fraction_label(f), f) for f in fractions], tuple(chosen))
+        self._set_options("fractions", [(figures.fraction_label(f), f) for f in fractions], tuple(chosen))
         metrics = [m for m in METRICS if m in rows.columns and rows[m].notna().any()] or list(METRICS)
         metric = self.controls["metric"].value
         self._set_options("metric", metrics, metric if metric in metrics else metrics[0])
@@ -219,13 +236,13 @@ class ResultsExplorer:
     def _draw(self, rows: pd.DataFrame):
         metric, kind = self.controls["metric"].value, self.controls["plot"].value
         if kind == "box":
-            return plots.box_by_cut(rows, metric=metric)
+            return figures.box_by_cut(rows, metric=metric)
         if kind == "median lines":
-            return plots.median_lines(rows, metric=metric)
+            return figures.median_lines(rows, metric=metric)
         if kind == "diff to baseline":
-            return plots.diff_to_baseline(rows, metric=metric, n_boot=self.n_boot)
+            return figures.diff_to_baseline(rows, metric=metric, n_boot=self.n_boot)
         if kind == "heatmap":
-            return plots.heatmap(rows, metric=metric)
+            return figures.heatmap(rows, metric=metric)
         raise ValueError(f"plot {kind!r} is unknown; allowed: {list(PLOT_TYPES)}")
 
     def refresh(self):
