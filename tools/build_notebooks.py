@@ -33,10 +33,10 @@ FOLDERS = {
 }
 
 IMPORTS = """\
-from functions.config import profile_from_env
-from functions.experiments import Study
-from functions.notebook import check_parameters, study_config
-from functions.results import summary_table"""
+from functions.analysis.results import summary_table
+from functions.engine.config import profile_from_env
+from functions.engine.study import Study
+from functions.notebook import check_parameters, study_config"""
 
 COMMON_PARAMETERS = """\
 profile = profile_from_env("cpu")  # smoke | cpu | paper; default from $TL_STUDY_PROFILE
@@ -106,7 +106,7 @@ def empirical(folder: str) -> nbformat.NotebookNode:
         new_markdown_cell("Median test accuracy per fraction (rows) and arm (columns); the baseline is "
                           "training from scratch on the same subset."),
         new_code_cell("summary_table(df).round(4)"),
-        new_code_cell("paths = study.export_original()  # baselines_*.json / cuts_*.json in the original format\n"
+        new_code_cell("paths = study.export_original()  # original_format/: baselines_*.json, cuts_*.json\n"
                       "print(study.store.path, *paths, sep='\\n')"),
     ])
 
@@ -119,7 +119,7 @@ def truncation(folder: str) -> nbformat.NotebookNode:
             "**Question.** Are the blocks after the cut worth having at all? Truncation (FT) removes them and "
             "puts the new head directly on the frozen block *k − 1*; FR keeps the same number of blocks but "
             "re-initialises and retrains them. Both run on the same paired subsets as the baseline."),
-        new_code_cell(IMPORTS + "\nfrom functions.notebook import executor_for\nfrom functions import stats"),
+        new_code_cell(IMPORTS + "\nfrom functions.notebook import executor_for\nfrom functions.analysis import stats"),
         parameters_cell(folder),
         new_code_cell(MAKE_CONFIG.format(config_extra="")),
         new_code_cell(RUN_GRID.format(conditions='("baseline", "FR", "FT")')),
@@ -151,9 +151,8 @@ def clustering(folder: str) -> nbformat.NotebookNode:
             "test split; metrics: ARI, Hungarian-matched accuracy, pairwise precision/recall. Beyond the "
             "original study: a linear probe per layer, and linear CKA between the pretrained and the "
             "fine-tuned network."),
-        new_code_cell(IMPORTS + "\nfrom functions import clustering, plots\n"
-                      "from functions.experiments import RunSpec\nfrom functions.training import fit\n"
-                      "import pandas as pd"),
+        new_code_cell(IMPORTS + "\nfrom functions.analysis import clustering, figures\n"
+                      "from functions.engine.conditions import RunSpec\nimport pandas as pd"),
         parameters_cell(folder, extra=(
             "cluster_fractions = None           # None: the profile's fractions (of the test split)\n"
             "cluster_repeats = 3\n"
@@ -177,8 +176,8 @@ def clustering(folder: str) -> nbformat.NotebookNode:
                       "    frames.append(part.assign(model=name))\n"
                       "cdf = pd.concat(frames, ignore_index=True)\n"
                       "cdf.groupby([\"model\", \"method\", \"layer\"], sort=False)[[\"ari\", \"accuracy\"]].median().round(3)"),
-        new_code_cell("plots.use_style()\n"
-                      "fig = plots.box_clustering(cdf[(cdf.model == \"pretrained\") & (cdf.method == \"agglomerative\")], metric=\"ari\")"),
+        new_code_cell("figures.use_style()\n"
+                      "fig = figures.box_clustering(cdf[(cdf.model == \"pretrained\") & (cdf.method == \"agglomerative\")], metric=\"ari\")"),
         new_markdown_cell("Linear probe accuracy per layer (held-out 30 %) and CKA similarity of each layer "
                           "before vs after fine-tuning."),
         new_code_cell("probes = pd.concat([clustering.probe_study(net, x, y, seed=cfg.seed).assign(model=name)\n"
@@ -198,12 +197,12 @@ import os
 
 import torch
 
-from functions import plots, stats
-from functions.config import StudyConfig, profile_from_env
-from functions.models import CustomCNN, load_state
-from functions.notebook import check_parameters, default_results_dir
-from functions.results import load_results
-from functions.tables import to_latex, to_markdown"""
+from functions.analysis import diagnostics, figures, stats
+from functions.analysis.results import load_results, with_settings
+from functions.analysis.tables import to_latex, to_markdown
+from functions.engine.config import StudyConfig, profile_from_env
+from functions.engine.networks import load_state, new_model
+from functions.notebook import check_parameters, default_results_dir"""
 
 
 def visualizations(folder: str) -> nbformat.NotebookNode:
@@ -224,7 +223,7 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
                       "if not glob.glob(os.path.join(results_dir, \"*.json*\")):\n"
                       "    raise FileNotFoundError(f\"no results in {results_dir!r}: run empirical_experiment.ipynb \"\n"
                       "                            f\"(and truncation_experiment.ipynb) with profile={profile!r} first\")\n"
-                      "df = plots.drop_repeated_runs(load_results(results_dir))  # a store and its export hold the same runs\n"
+                      "df = load_results(results_dir)  # the stores (exports in original_format/ are not read)\n"
                       "if condition:\n"
                       "    df = df[df.condition.isin([\"baseline\", condition])]\n"
                       "print(len(df), \"runs;\", \", \".join(sorted(df.study.unique())), \"; conditions:\", sorted(df.condition.unique()))"),
@@ -233,38 +232,38 @@ def visualizations(folder: str) -> nbformat.NotebookNode:
                           "the number of paired repeats makes significance impossible."),
         new_code_cell("# Each condition gets its own copy of the baseline (a 'setting'): FR and truncation share one\n"
                       "# baseline, and their 'cut 2' rows must not be paired with each other.\n"
-                      "summary = stats.summarize(plots.with_settings(df), metric=metric, alpha=alpha,\n"
+                      "summary = stats.summarize(with_settings(df), metric=metric, alpha=alpha,\n"
                       "                          by=(\"study\", \"setting\", \"fraction\"), seed=0)\nsummary.round(4)"),
-        new_code_cell("plots.use_style()\nfig = plots.box_by_cut(df, metric=metric)\n"
-                      "plots.save_figure(fig, os.path.join(figures_dir, \"box_by_cut\"))"),
-        new_code_cell("fig = plots.median_lines(df, metric=metric)\n"
-                      "plots.save_figure(fig, os.path.join(figures_dir, \"median_lines\"))"),
-        new_code_cell("fig = plots.diff_to_baseline(df, metric=metric)\n"
-                      "plots.save_figure(fig, os.path.join(figures_dir, \"diff_to_baseline\"))"),
-        new_code_cell("fig = plots.heatmap(df, metric=metric)\n"
-                      "plots.save_figure(fig, os.path.join(figures_dir, \"heatmap\"))"),
-        new_code_cell("fig = plots.surface3d(df, metric=metric)\n"
-                      "plots.save_figure(fig, os.path.join(figures_dir, \"surface3d\"))"),
+        new_code_cell("figures.use_style()\nfig = figures.box_by_cut(df, metric=metric)\n"
+                      "figures.save_figure(fig, os.path.join(figures_dir, \"box_by_cut\"))"),
+        new_code_cell("fig = figures.median_lines(df, metric=metric)\n"
+                      "figures.save_figure(fig, os.path.join(figures_dir, \"median_lines\"))"),
+        new_code_cell("fig = figures.diff_to_baseline(df, metric=metric)\n"
+                      "figures.save_figure(fig, os.path.join(figures_dir, \"diff_to_baseline\"))"),
+        new_code_cell("fig = figures.heatmap(df, metric=metric)\n"
+                      "figures.save_figure(fig, os.path.join(figures_dir, \"heatmap\"))"),
+        new_code_cell("fig = figures.surface3d(df, metric=metric)\n"
+                      "figures.save_figure(fig, os.path.join(figures_dir, \"surface3d\"))"),
         new_markdown_cell("## The pretrained network\nEffective rank of each layer's weights, its learning "
                           "curves, and its per-class accuracy and mistakes on the pretraining classes' test split."),
         new_code_cell("pretrained_dir = pretrained_dir or os.path.join(results_dir, \"pretrained_models\") "
                       "if profile == \"smoke\" else (pretrained_dir or \"pretrained_models\")\n"
                       "info_files = sorted(glob.glob(os.path.join(pretrained_dir, \"*.json\")), key=os.path.getmtime)\n"
                       "print(len(info_files), \"pretrained models in\", pretrained_dir)"),
-        new_code_cell("from functions.experiments import load_splits, new_model\n"
-                      "from functions.training import predict\n"
+        new_code_cell("from functions.engine.study import load_splits\n"
+                      "from functions.engine.training import predict\n"
                       "import json\n"
                       "if info_files:\n"
                       "    info = json.loads(open(info_files[-1]).read())\n"
                       "    pcfg = StudyConfig.from_dict(info[\"config\"]).replace(data_root=data_root)\n"
                       "    model = new_model(pcfg, len(pcfg.pre_train_classes))\n"
                       "    load_state(model, torch.load(info_files[-1].replace(\".json\", \".pth\"), weights_only=True))\n"
-                      "    plots.effective_rank(model)\n"
-                      "    plots.learning_curves({\"pretraining\": info[\"history\"]})\n"
+                      "    diagnostics.effective_rank(model)\n"
+                      "    diagnostics.learning_curves({\"pretraining\": info[\"history\"]})\n"
                       "    source, _ = load_splits(pcfg)\n"
                       "    pred = predict(model, source.x_test)\n"
-                      "    plots.per_class_accuracy(source.y_test, pred, source.class_names)\n"
-                      "    plots.misclassified_grid(source.x_test, source.y_test, pred, source.class_names)"),
+                      "    diagnostics.per_class_accuracy_figure(source.y_test, pred, source.class_names)\n"
+                      "    diagnostics.misclassified_grid(source.x_test, source.y_test, pred, source.class_names)"),
         new_markdown_cell("## Tables for the paper\nMedian test accuracy ± bootstrap CI with rank-group "
                           "letters, as LaTeX and Markdown (also written next to the figures)."),
         new_code_cell("md = to_markdown(summary)\ntex = to_latex(summary)\n"
@@ -307,7 +306,7 @@ conditions_results = where("MNIST/results/conditions")      # AnB/AnB+/BnB/BnB+,
 surgical_results = [conditions_results, where("cross_domain/results/surgical")]
 clustering_results = os.path.join(mnist_results, "clustering")
 pretrained_dir = os.path.join(mnist_results, "pretrained_models") if profile == "smoke" else "MNIST/pretrained_models"
-df = plots.drop_repeated_runs(load_results(mnist_results))
+df = load_results(mnist_results)
 print(len(df), "runs:", df.groupby("condition").size().to_dict())"""
 
 
@@ -324,52 +323,53 @@ def example() -> nbformat.NotebookNode:
             "over every results folder it finds."),
         new_code_cell("import glob\nimport json\nimport os\n\nimport pandas as pd\nimport torch\n"
                       "from IPython.display import Markdown, display\n\n"
-                      "from functions import clustering, controls, plots, stats\n"
-                      "from functions.config import StudyConfig\n"
-                      "from functions.experiments import load_splits, new_model\n"
-                      "from functions.models import load_state\n"
-                      "from functions.config import profile_from_env\n"
-                      "from functions.notebook import check_parameters, default_results_dir\n"
-                      "from functions.results import load_results\n"
-                      "from functions.tables import to_markdown\n"
-                      "from functions.training import predict\n"
-                      "from functions.widgets import ResultsExplorer\n\nplots.use_style()"),
+                      "from functions.analysis import diagnostics, figures, stats, transfer_conditions\n"
+                      "from functions.analysis.results import load_results, with_settings\n"
+                      "from functions.analysis.tables import to_markdown\n"
+                      "from functions.analysis.widgets import ResultsExplorer\n"
+                      "from functions.engine.conditions import STRATEGIES, YOSINSKI\n"
+                      "from functions.engine.config import StudyConfig, profile_from_env\n"
+                      "from functions.engine.networks import load_state, new_model\n"
+                      "from functions.engine.study import load_splits\n"
+                      "from functions.engine.training import predict\n"
+                      "from functions.notebook import check_parameters, default_results_dir\n\n"
+                      "figures.use_style()"),
         cell,
         new_code_cell(EXAMPLE_PATHS),
         new_markdown_cell("## 1. One study, every view\nMNIST digits 0–4 → 5–9. Statistics: paired Wilcoxon "
                           "tests within each fraction (pairs = repeats, which share one subset and one "
                           "initialisation), Holm-corrected; arms sharing a letter do not differ; CIs are "
                           "bootstrap 95 % intervals of the median."),
-        new_code_cell("summary = stats.summarize(plots.with_settings(df), metric=metric, by=(\"study\", \"setting\", \"fraction\"), seed=0)\n"
+        new_code_cell("summary = stats.summarize(with_settings(df), metric=metric, by=(\"study\", \"setting\", \"fraction\"), seed=0)\n"
                       "display(Markdown(to_markdown(summary)))"),
-        new_code_cell("plots.box_by_cut(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
-        new_code_cell("plots.median_lines(df, metric=metric);"),
-        new_code_cell("plots.diff_to_baseline(df, metric=metric);"),
-        new_code_cell("plots.heatmap(df, metric=metric, relative=True);"),
-        new_code_cell("plots.surface3d(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
+        new_code_cell("figures.box_by_cut(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
+        new_code_cell("figures.median_lines(df, metric=metric);"),
+        new_code_cell("figures.diff_to_baseline(df, metric=metric);"),
+        new_code_cell("figures.heatmap(df, metric=metric, relative=True);"),
+        new_code_cell("figures.surface3d(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
         new_markdown_cell("## 2. Across datasets\nThe same FR grid for a class split of FashionMNIST and for "
                           "both cross-domain directions."),
-        new_code_cell("others = [plots.drop_repeated_runs(load_results(p)) for p in other_results\n"
+        new_code_cell("others = [load_results(p) for p in other_results\n"
                       "          if glob.glob(os.path.join(p, \"*.jsonl\"))]\n"
                       "every = pd.concat([df[df.condition != \"FT\"], *others], ignore_index=True)\n"
-                      "plots.median_lines(every, metric=metric);"),
+                      "figures.median_lines(every, metric=metric);"),
         new_markdown_cell("## 3. Transfer conditions (Yosinski et al. 2014 for this CNN)\nAnB: A's first *k* "
                           "blocks frozen; AnB+: fine-tuned; BnB/BnB+: the same from a network pretrained on B "
                           "itself (the self-transfer control). Cut 0 is training from scratch."),
-        new_code_cell("dfc = plots.drop_repeated_runs(load_results(conditions_results))\n"
-                      "yos = dfc[dfc.condition.isin([\"baseline\", *controls.YOSINSKI])]\n"
-                      "plots.yosinski_plot(controls.with_baseline_at_cut0(yos), metric=metric);"),
-        new_code_cell("surgical = pd.concat([controls.surgical_summary(plots.drop_repeated_runs(load_results(p)))\n"
+        new_code_cell("dfc = load_results(conditions_results)\n"
+                      "yos = dfc[dfc.condition.isin([\"baseline\", *YOSINSKI])]\n"
+                      "transfer_conditions.yosinski_plot(transfer_conditions.with_baseline_at_cut0(yos), metric=metric);"),
+        new_code_cell("surgical = pd.concat([transfer_conditions.surgical_summary(load_results(p))\n"
                       "                      for p in surgical_results if os.path.isdir(p)], ignore_index=True)\n"
-                      "controls.surgical_plot(surgical);"),
-        new_code_cell("strategies = dfc[dfc.condition.isin(controls.STRATEGIES)]\n"
+                      "transfer_conditions.surgical_plot(surgical);"),
+        new_code_cell("strategies = dfc[dfc.condition.isin(STRATEGIES)]\n"
                       "curve_fraction = sorted(strategies.fraction.unique())[0]\n"
-                      "plots.learning_curves(controls.curves_at(strategies, curve_fraction));"),
+                      "diagnostics.learning_curves(transfer_conditions.curves_at(strategies, curve_fraction));"),
         new_markdown_cell("## 4. Where class structure appears\nClustering of each block's activations of the "
                           "fine-tuning classes (agglomerative, k = number of classes), pretrained network."),
         new_code_cell("cdf = pd.concat([pd.read_csv(p) for p in glob.glob(os.path.join(clustering_results, \"clustering_*.csv\"))])\n"
                       "pre = cdf[(cdf.model == \"pretrained\") & (cdf.method == \"agglomerative\")]\n"
-                      "plots.box_clustering(pre, metric=\"ari\");"),
+                      "figures.box_clustering(pre, metric=\"ari\");"),
         new_markdown_cell("## 5. The pretrained network\nEffective rank of each layer's weights, learning curves, "
                           "per-class accuracy and the mistakes it makes on the pretraining classes' test split."),
         new_code_cell("info_path = sorted(glob.glob(os.path.join(pretrained_dir, \"*.json\")))[0]\n"
@@ -377,11 +377,11 @@ def example() -> nbformat.NotebookNode:
                       "pcfg = StudyConfig.from_dict(info[\"config\"]).replace(data_root=data_root)\n"
                       "model = new_model(pcfg, len(pcfg.pre_train_classes))\n"
                       "load_state(model, torch.load(info_path.replace(\".json\", \".pth\"), weights_only=True))\n"
-                      "plots.effective_rank(model)\n"
-                      "plots.learning_curves({\"pretraining\": info[\"history\"]});"),
+                      "diagnostics.effective_rank(model)\n"
+                      "diagnostics.learning_curves({\"pretraining\": info[\"history\"]});"),
         new_code_cell("source, _ = load_splits(pcfg)\npred = predict(model, source.x_test)\n"
-                      "plots.per_class_accuracy(source.y_test, pred, source.class_names)\n"
-                      "plots.misclassified_grid(source.x_test, source.y_test, pred, source.class_names);"),
+                      "diagnostics.per_class_accuracy_figure(source.y_test, pred, source.class_names)\n"
+                      "diagnostics.misclassified_grid(source.x_test, source.y_test, pred, source.class_names);"),
         new_markdown_cell("## 6. Explore\nPick any results folder of the repository, a study, a condition, "
                           "fractions, a metric and a plot type (needs a live kernel)."),
         new_code_cell("explorer = ResultsExplorer(root=\".\")\nexplorer.widget"),
