@@ -310,6 +310,14 @@ def _bootstrap(values: np.ndarray, stat: str, n_boot: int, ci: float,
     return estimate, float(low), float(high)
 
 
+def bootstrap_median(values: Iterable[float], n_boot: int = 2000, seed: int = 0, key: tuple = (),
+                     ci: float = 0.95) -> tuple[float, float, float]:
+    """(median, low, high) of ``values`` with its percentile bootstrap CI; ``key`` names the group so its
+    interval does not depend on which other groups are computed (as in :func:`bootstrap_ci`)."""
+    _check_bootstrap_args("median", n_boot, ci)
+    return _bootstrap(np.asarray(list(values), dtype=float), "median", n_boot, ci, _group_rng(seed, tuple(key)))
+
+
 def _check_bootstrap_args(stat: str, n_boot: int, ci: float) -> None:
     _stat_function(stat)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:

@@ -1,0 +1,233 @@
+"""Protocol sensitivity: does a transfer gain survive a budget-fair protocol and realistic validation?
+
+Rows come from the stores of :func:`functions.engine.protocols.run_protocols` (one store per protocol
+variant, all on the same subsets and initial weights). Every gain is paired: a cut's test accuracy minus
+the baseline's of the *same* protocol, (fraction, repeat). Significance is a Wilcoxon signed-rank test
+per cut, Holm-corrected over the cut-vs-baseline family of one (study, protocol, fraction).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from functions.analysis import stats
+from functions.analysis.results import load_results
+
+VARIANT_ORDER = ("original", "steps", "realistic", "realistic, fixed")
+VARIANT_STYLE = {  # colour-blind-safe Okabe–Ito colours; the reference protocol drawn dashed
+    "original": ("#E69F00", "--"), "steps": ("#56B4E9", "-"), "realistic": ("#009E73", "-"),
+    "realistic, fixed": ("#CC79A7", ":"),
+}
+GROUP = ("study", "protocol_variant", "fraction")
+
+
+def protocol_variant(df: pd.DataFrame) -> pd.Series:
+    """Variant label of each row: its ``protocol``, or ``"realistic, fixed"`` for a run without validation."""
+    protocol = df["protocol"].fillna("original") if "protocol" in df else pd.Series("original", df.index)
+    fixed = (protocol == "realistic") & (df["n_val"] == 0)
+    return protocol.where(~fixed, "realistic, fixed")
+
+
+def load_protocol_results(*paths: str) -> pd.DataFrame:
+    """Rows of protocol-sensitivity stores with a ``protocol_variant`` column (and arm, from load_results)."""
+    df = load_results(*paths)
+    if df.empty:
+        raise ValueError(f"no results rows under {list(paths)}: run the protocol-sensitivity notebook first")
+    df["protocol_variant"] = protocol_variant(df)
+    return df
+
+
+def _variants_present(df: pd.DataFrame) -> list[str]:
+    present = set(df["protocol_variant"])
+    return [v for v in VARIANT_ORDER if v in present] + sorted(present - set(VARIANT_ORDER))
+
+
+def transfer_gains(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 2000, seed: int = 0,
+                   alpha: float = 0.05) -> pd.DataFrame:
+    """Paired gain of every cut over the baseline of the same protocol, per (study, protocol, fraction).
+
+    Columns: study, protocol_variant, fraction, arm, n_pairs, median_diff (accuracy), low/high (bootstrap
+    95 % CI of the median paired difference), p_holm (Holm over the cuts of the group), significant, and
+    ``gain_points`` = 100 × median_diff.
+    """
+    gains = stats.effect_vs_baseline(df, metric=metric, by=list(GROUP), n_boot=n_boot, seed=seed, alpha=alpha)
+    gains["gain_points"] = 100 * gains["median_diff"]
+    return gains
+
+
+def gain_shift(df: pd.DataFrame, reference: str = "original", other: str = "realistic",
+               metric: str = "test_acc", n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """How much a cut's gain changes from the ``reference`` protocol to ``other``, paired by repeat.
+
+    Per (study, fraction, arm) and repeat r: shift(r) = gain_other(r) − gain_reference(r), where
+    gain(r) = accuracy(arm, r) − accuracy(baseline, r) under that protocol. Columns: n_pairs,
+    median_shift (accuracy), low/high (bootstrap CI), p (Wilcoxon), p_holm (Holm over every
+    (fraction, arm) of one study), significant.
+    """
+    cols = ["study", "fraction", "arm", "repeat"]
+    parts = {}
+    for variant in (reference, other):
+        rows = df[df["protocol_variant"] == variant]
+        wide = rows.pivot_table(index=["study", "fraction", "repeat"], columns="arm", values=metric,
+                                aggfunc="first")
+        if "baseline" not in wide:
+            raise ValueError(f"protocol {variant!r} has no baseline rows; variants: {_variants_present(df)}")
+        gain = wide.drop(columns="baseline").sub(wide["baseline"], axis=0)
+        parts[variant] = gain.stack().rename(variant).reset_index().set_index(cols)
+    paired = parts[reference].join(parts[other], how="inner").dropna()
+    shift = (paired[other] - paired[reference]).rename("shift").reset_index()
+    records = []
+    for (study, fraction, arm), rows in shift.groupby(["study", "fraction", "arm"], sort=True):
+        diffs = rows["shift"].to_numpy(float)
+        estimate, low, high = stats.bootstrap_median(diffs, n_boot, seed, key=(study, fraction, arm))
+        records.append({"study": study, "fraction": fraction, "arm": arm, "n_pairs": diffs.size,
+                        "median_shift": estimate, "low": low, "high": high, "p": stats.wilcoxon_p(diffs)[1]})
+    out = pd.DataFrame(records)
+    if out.empty:
+        return out
+    out["p_holm"] = out.groupby("study")["p"].transform(lambda p: pd.Series(stats.holm(p), index=p.index))
+    out["significant"] = out["p_holm"] < alpha
+    out.insert(0, "comparison", f"{other} − {reference}")
+    return out
+
+
+def budget_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Training actually done, per (study, protocol, fraction, arm): medians of labelled images used for
+    training and validation, optimizer steps, the step of the kept state, and epochs (passes begun)."""
+    columns = {"n_train": "median", "n_val": "median", "steps": "median", "best_step": "median",
+               "epochs": "median", "repeat": "count"}
+    table = df.groupby(["study", "protocol_variant", "fraction", "arm"], sort=False).agg(columns)
+    return table.rename(columns={"repeat": "runs"}).reset_index()
+
+
+def starved_runs(df: pd.DataFrame, max_steps: int = 50) -> pd.DataFrame:
+    """Runs that took fewer than ``max_steps`` optimizer steps, per (study, protocol, fraction, arm):
+    ``runs``, ``starved`` and the median test accuracy of each kind — the symptom of an epoch-counted
+    protocol on a tiny subset (one step per epoch, so patience 5 stops after 5 steps)."""
+    marked = df.assign(starved=df["steps"] < max_steps)
+    table = (marked.groupby(["study", "protocol_variant", "fraction", "arm"], sort=False)
+             .agg(runs=("starved", "size"), starved=("starved", "sum")).reset_index())
+    accs = (marked.groupby(["study", "protocol_variant", "fraction", "arm", "starved"])["test_acc"].median()
+            .unstack("starved").rename(columns={True: "median_acc_starved", False: "median_acc_other"}))
+    return table.merge(accs.reset_index(), on=["study", "protocol_variant", "fraction", "arm"], how="left")
+
+
+def wall_times(df: pd.DataFrame) -> pd.DataFrame:
+    """Training seconds per (study, protocol): runs, total and median seconds per run (from the rows).
+
+    These are the runs' own wall times on the machine that trained them (see the rows' ``device``);
+    compare protocols within one table only.
+    """
+    table = (df.groupby(["study", "protocol_variant"], sort=False)["seconds"]
+             .agg(runs="size", total_seconds="sum", median_seconds="median").reset_index())
+    reference = table[table["protocol_variant"] == "original"].set_index("study")["total_seconds"]
+    per_run_ref = table[table["protocol_variant"] == "original"].set_index("study")["runs"]
+    ratio = []
+    for row in table.itertuples():
+        if row.study in reference.index and reference[row.study] > 0:
+            # per-run ratio, so a variant with fewer runs stored so far is still compared fairly
+            ratio.append((row.total_seconds / row.runs) / (reference[row.study] / per_run_ref[row.study]))
+        else:
+            ratio.append(np.nan)
+    table["seconds_per_run_vs_original"] = ratio
+    return table
+
+
+def gain_figure(gains: pd.DataFrame, metric_label: str = "test accuracy"):
+    """Paired gain over the baseline (points) by cut, one line per protocol, one panel per (study, fraction).
+
+    Bars: bootstrap 95 % CI of the median paired difference. Filled markers: significant after Holm over
+    the cuts of that protocol and fraction (the same test as :func:`transfer_gains`' table).
+    """
+    panels = list(gains.groupby(["study", "fraction"], sort=True).groups)
+    n_cols = min(3, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols, 3.6 * n_rows), squeeze=False,
+                             sharey=False, constrained_layout=True)
+    for ax, (study, fraction) in zip(axes.flat, panels):
+        panel = gains[(gains["study"] == study) & (gains["fraction"] == fraction)]
+        _draw_gain_panel(ax, panel)
+        ax.set_title(f"{study}\n{_fraction_text(fraction)} of the fine-tuning data", fontsize=9)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, title="protocol (filled: Holm p < 0.05)", title_fontsize=7)
+    fig.suptitle(f"Transfer gain over the baseline of the same protocol ({metric_label}, paired)", fontsize=10)
+    return fig
+
+
+def _draw_gain_panel(ax, panel: pd.DataFrame) -> None:
+    arms = sorted(panel["arm"].unique(), key=lambda a: int(a.split()[-1]))
+    x_of = {arm: i for i, arm in enumerate(arms)}
+    variants = [v for v in VARIANT_ORDER if v in set(panel["protocol_variant"])]
+    width = 0.12
+    ax.axhline(0, color="0.3", linewidth=0.8)
+    for i, variant in enumerate(variants):
+        rows = panel[panel["protocol_variant"] == variant].set_index("arm").loc[[a for a in arms if a in
+                                                                                 set(panel["arm"])]]
+        rows = rows[rows.index.isin(panel.loc[panel["protocol_variant"] == variant, "arm"])]
+        color, style = VARIANT_STYLE.get(variant, ("0.5", "-"))
+        x = np.array([x_of[a] for a in rows.index]) + (i - (len(variants) - 1) / 2) * width
+        y = 100 * rows["median_diff"].to_numpy(float)
+        err = np.vstack([y - 100 * rows["low"].to_numpy(float), 100 * rows["high"].to_numpy(float) - y])
+        ax.errorbar(x, y, yerr=err, color=color, linestyle=style, linewidth=1.4, capsize=2, label=variant)
+        sig = rows["significant"].astype(bool).to_numpy()
+        ax.scatter(x[sig], y[sig], color=color, zorder=3, s=22)
+        ax.scatter(x[~sig], y[~sig], facecolor="white", edgecolor=color, zorder=3, s=22)
+    ax.set_xticks(range(len(arms)), arms)
+    ax.set_ylabel("gain over baseline (points)")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _fraction_text(fraction: float) -> str:
+    return f"{100 * fraction:g} %"
+
+
+def _p_text(p: float) -> str:
+    return "p n/a" if not np.isfinite(p) else (f"Holm p = {p:.3f}" if p >= 0.001 else "Holm p < 0.001")
+
+
+def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | None = None,
+            reference: str = "original", fair: str = "realistic") -> str:
+    """A short verdict computed from the tables: the gain of ``arm`` (default: the deepest cut) at each
+    fraction under the reference and the fair protocol, where it is significant, and how much it moved."""
+    lines = []
+    for study, rows in gains.groupby("study", sort=True):
+        chosen = arm or max(rows["arm"].unique(), key=lambda a: int(a.split()[-1]))
+        lines.append(f"**{study}**, {chosen} vs the baseline of the same protocol (median paired gain, "
+                     "Wilcoxon signed-rank, Holm over the cuts of each protocol and fraction):")
+        for fraction, at in rows[rows["arm"] == chosen].groupby("fraction", sort=True):
+            by_variant = at.set_index("protocol_variant")
+            parts = []
+            for variant in _variants_present(at):
+                r = by_variant.loc[variant]
+                parts.append(f"{variant} {r['gain_points']:+.1f} ({_p_text(r['p_holm'])}, n = {r['n_pairs']})")
+            significant = [v for v in _variants_present(at) if bool(by_variant.loc[v, "significant"])]
+            text = f"- at {_fraction_text(fraction)}: " + "; ".join(parts)
+            text += (f". Significant under: {', '.join(significant)}." if significant
+                     else ". Significant under no protocol.")
+            if reference in by_variant.index and fair in by_variant.index:
+                survives = bool(by_variant.loc[fair, "significant"]) and by_variant.loc[fair, "median_diff"] > 0
+                text += (f" The gain {'survives' if survives else 'does not survive'} the {fair} protocol")
+                if shift is not None and not shift.empty:
+                    s = shift[(shift["study"] == study) & (shift["fraction"] == fraction) & (shift["arm"] == chosen)]
+                    if len(s):
+                        s = s.iloc[0]
+                        text += (f"; it moves by {100 * s['median_shift']:+.1f} points from {reference} to {fair} "
+                                 f"(paired by repeat, 95 % CI {100 * s['low']:+.1f} to {100 * s['high']:+.1f}, "
+                                 f"{_p_text(s['p_holm'])})")
+                text += "."
+            lines.append(text)
+    return "\n".join(lines)
+
+
+def summary_frame(gains: pd.DataFrame, arms: Iterable[str] | None = None) -> pd.DataFrame:
+    """Gains as a wide table: one row per (study, fraction, arm), one column per protocol, each cell
+    ``+x.x ✓`` (✓: significant after Holm) — for notebooks and the findings document."""
+    rows = gains if arms is None else gains[gains["arm"].isin(list(arms))]
+    cell = rows.apply(lambda r: f"{r['gain_points']:+.1f}{' ✓' if r['significant'] else ''}", axis=1)
+    wide = rows.assign(cell=cell).pivot_table(index=["study", "fraction", "arm"], columns="protocol_variant",
+                                              values="cell", aggfunc="first")
+    return wide[[v for v in VARIANT_ORDER if v in wide.columns]]

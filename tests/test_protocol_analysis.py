@@ -1,0 +1,85 @@
+"""Protocol-sensitivity analysis on synthetic rows with known gains."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from functions.analysis import protocols
+
+STUDY = "MNIST[0-4]->MNIST[5-9]"
+
+
+def synthetic_rows(n_repeats=10, gains=None, seed=0):
+    """Rows of two protocols: cut 2 gains ``gains[protocol]`` over the baseline in every repeat (± noise
+    that keeps the sign); cut 1 gains nothing (differences alternate in sign)."""
+    gains = gains or {"original": 0.10, "realistic": 0.04}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for protocol, gain in gains.items():
+        for repeat in range(n_repeats):
+            base = 0.6 + 0.05 * rng.random()
+            accs = {"baseline": base, "cut 1": base + (0.01 if repeat % 2 else -0.01) * (1 + repeat),
+                    "cut 2": base + gain + 0.004 * (rng.random() - 0.5)}
+            for arm, acc in accs.items():
+                cut = -1 if arm == "baseline" else int(arm.split()[-1])
+                rows.append({"study": STUDY, "protocol": protocol, "n_val": 5, "fraction": 0.001,
+                             "repeat": repeat, "arm": arm, "cut": cut, "test_acc": acc, "steps": 500,
+                             "best_step": 100, "epochs": 20, "n_train": 20, "seconds": 1.0 if protocol ==
+                             "original" else 0.5})
+    df = pd.DataFrame(rows)
+    df["protocol_variant"] = protocols.protocol_variant(df)
+    return df
+
+
+def test_variant_labels_mark_runs_without_validation():
+    df = pd.DataFrame({"protocol": ["original", "realistic", "realistic", "steps"], "n_val": [10, 5, 0, 10]})
+    assert list(protocols.protocol_variant(df)) == ["original", "realistic", "realistic, fixed", "steps"]
+
+
+def test_gains_are_paired_within_a_protocol():
+    gains = protocols.transfer_gains(synthetic_rows(), n_boot=500).set_index(["protocol_variant", "arm"])
+    assert gains.loc[("original", "cut 2"), "gain_points"] == pytest.approx(10, abs=0.3)
+    assert gains.loc[("realistic", "cut 2"), "gain_points"] == pytest.approx(4, abs=0.3)
+    assert gains.loc[("original", "cut 2"), "significant"]  # 10 positive pairs: exact p = 2/1024, Holm ×2
+    assert not gains.loc[("original", "cut 1"), "significant"]
+
+
+def test_gain_shift_is_the_paired_change_between_protocols():
+    shift = protocols.gain_shift(synthetic_rows(), n_boot=500).set_index("arm")
+    assert shift.loc["cut 2", "median_shift"] == pytest.approx(-0.06, abs=0.003)
+    assert shift.loc["cut 2", "significant"]
+    assert shift.loc["cut 1", "median_shift"] == pytest.approx(0, abs=1e-9)
+
+
+def test_verdict_and_table_use_the_computed_numbers():
+    df = synthetic_rows()
+    gains = protocols.transfer_gains(df, n_boot=500)
+    shift = protocols.gain_shift(df, n_boot=500)
+    text = protocols.verdict(gains, shift)
+    g = gains.set_index(["protocol_variant", "arm"])
+    assert f"original {g.loc[('original', 'cut 2'), 'gain_points']:+.1f}" in text
+    assert f"realistic {g.loc[('realistic', 'cut 2'), 'gain_points']:+.1f}" in text
+    assert "survives the realistic protocol" in text
+    table = protocols.summary_frame(gains)
+    assert table.loc[(STUDY, 0.001, "cut 2"), "original"].endswith("✓")
+    assert not table.loc[(STUDY, 0.001, "cut 1"), "original"].endswith("✓")
+
+
+def test_gain_disappearing_under_the_fair_protocol_is_reported():
+    df = synthetic_rows(gains={"original": 0.10, "realistic": 0.0})
+    text = protocols.verdict(protocols.transfer_gains(df, n_boot=200), protocols.gain_shift(df, n_boot=200))
+    assert "does not survive the realistic protocol" in text
+
+
+def test_budget_and_wall_time_tables():
+    df = synthetic_rows()
+    budget = protocols.budget_table(df)
+    assert set(budget["steps"]) == {500} and budget["runs"].max() == 10
+    walls = protocols.wall_times(df).set_index("protocol_variant")
+    assert walls.loc["realistic", "seconds_per_run_vs_original"] == pytest.approx(0.5)
+    starved = protocols.starved_runs(df.assign(steps=[5 if r % 3 == 0 else 500 for r in df["repeat"]]))
+    assert starved["starved"].sum() == 3 * 4 * 2  # repeats 0, 3, 6, 9 × 3 arms × 2 protocols
+
+
+def test_gain_figure_draws_one_panel_per_fraction():
+    fig = protocols.gain_figure(protocols.transfer_gains(synthetic_rows(), n_boot=200))
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
