@@ -32,7 +32,7 @@ def synthetic_rows(n_repeats=10, gains=None, seed=0):
 
 def test_variant_labels_mark_runs_without_validation():
     df = pd.DataFrame({"protocol": ["original", "realistic", "realistic", "steps"], "n_val": [10, 5, 0, 10]})
-    assert list(protocols.protocol_variant(df)) == ["original", "realistic", "realistic, fixed", "steps"]
+    assert list(protocols.protocol_variant(df)) == ["original", "realistic", "fixed budget", "steps"]
 
 
 def test_gains_are_paired_within_a_protocol():

@@ -16,19 +16,19 @@ import pandas as pd
 from functions.analysis import stats
 from functions.analysis.results import load_results
 
-VARIANT_ORDER = ("original", "steps", "realistic", "realistic, fixed")
+VARIANT_ORDER = ("original", "steps", "realistic", "fixed budget")
 VARIANT_STYLE = {  # colour-blind-safe Okabe–Ito colours; the reference protocol drawn dashed
     "original": ("#E69F00", "--"), "steps": ("#56B4E9", "-"), "realistic": ("#009E73", "-"),
-    "realistic, fixed": ("#CC79A7", ":"),
+    "fixed budget": ("#CC79A7", ":"),
 }
 GROUP = ("study", "protocol_variant", "fraction")
 
 
 def protocol_variant(df: pd.DataFrame) -> pd.Series:
-    """Variant label of each row: its ``protocol``, or ``"realistic, fixed"`` for a run without validation."""
+    """Variant label of each row: its ``protocol``, or ``"fixed budget"`` for a run without validation."""
     protocol = df["protocol"].fillna("original") if "protocol" in df else pd.Series("original", df.index)
     fixed = (protocol == "realistic") & (df["n_val"] == 0)
-    return protocol.where(~fixed, "realistic, fixed")
+    return protocol.where(~fixed, "fixed budget")
 
 
 def load_protocol_results(*paths: str) -> pd.DataFrame:

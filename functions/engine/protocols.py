@@ -12,12 +12,13 @@ from typing import Any, Iterable
 
 from .config import StudyConfig
 
-# Label → config fields. "realistic, fixed" has no validation at all: a fixed budget of min_steps steps.
+# Label → config fields. "fixed budget" is the realistic protocol without validation: exactly min_steps
+# steps on all of the labelled subset, last state kept.
 PROTOCOL_VARIANTS: dict[str, dict[str, Any]] = {
     "original": dict(protocol="original"),
     "steps": dict(protocol="steps"),
     "realistic": dict(protocol="realistic"),
-    "realistic, fixed": dict(protocol="realistic", subset_val_fraction=0.0),
+    "fixed budget": dict(protocol="realistic", subset_val_fraction=0.0),
 }
 
 
