@@ -1,8 +1,8 @@
 """Run a study grid on other processes or machines: a local process pool or a Dask cluster.
 
 The grid runner (:meth:`functions.engine.study.Study.run`) takes an ``executor``. ``None`` trains in this
-process; :func:`make_executor` gives an :class:`Executor` (the study's executor protocol: ``run_specs``)
-over a Dask ``Client`` (a LocalCluster on this machine, or a scheduler somewhere else) or a
+process; :func:`make_executor` gives a :class:`TaskExecutor` (the study's ``Executor`` protocol:
+``run_specs``) over a Dask ``Client`` (a LocalCluster on this machine, or a scheduler somewhere else) or a
 ``concurrent.futures.ProcessPoolExecutor``, and :func:`as_executor` wraps one you made yourself;
 :func:`run_with_executor` does the rest:
 
@@ -58,7 +58,7 @@ _LOCAL_CLUSTER = re.compile(r"^(local|local-cluster)(?::(\d+))?$")
 
 
 # ----------------------------------------------------------------------------- executors
-class Executor:
+class TaskExecutor:
     """A Dask ``Client`` or a ``concurrent.futures`` executor behind the study's executor protocol:
     ``Study.run(..., executor=this)`` calls :meth:`run_specs`.
 
@@ -80,7 +80,7 @@ class Executor:
         else:
             self.backend.shutdown()
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> "TaskExecutor":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -92,16 +92,16 @@ class Executor:
         return getattr(self.backend, name)
 
     def __repr__(self) -> str:
-        return f"Executor({self.backend!r})"
+        return f"TaskExecutor({self.backend!r})"
 
 
-def as_executor(executor: Any) -> Executor | None:
+def as_executor(executor: Any) -> TaskExecutor | None:
     """``executor`` behind the study's executor protocol: None stays None (train in this process), an
     object with ``run_specs`` is returned as it is, a Dask ``Client`` or ``concurrent.futures`` executor
-    is wrapped in an :class:`Executor`."""
+    is wrapped in a :class:`TaskExecutor`."""
     if executor is None or callable(getattr(executor, "run_specs", None)):
         return executor
-    return Executor(executor)
+    return TaskExecutor(executor)
 
 
 def available_cores() -> int:
@@ -115,8 +115,8 @@ def available_cores() -> int:
 def make_executor(scheduler_address: str | None = None, n_workers: int | None = None,
                   threads_per_worker: int = 1, kind: str = "dask", torch_threads: int | None = None,
                   **cluster_kwargs: Any):
-    """An executor for :meth:`Study.run`: an :class:`Executor` over a Dask ``Client`` or a process pool, or
-    None (in-process).
+    """An executor for :meth:`Study.run`: a :class:`TaskExecutor` over a Dask ``Client`` or a process pool,
+    or None (in-process).
 
     ``kind="dask"``: ``scheduler_address`` empty, ``"local"`` or ``"local-cluster"`` (optionally
     ``":N"`` for N workers) starts a LocalCluster of ``n_workers`` processes × ``threads_per_worker``
@@ -159,9 +159,9 @@ def make_executor(scheduler_address: str | None = None, n_workers: int | None = 
 
         # spawn: a forked child would inherit this process's OpenMP thread pool in an undefined state
         spawn = multiprocessing.get_context("spawn")
-        return Executor(concurrent.futures.ProcessPoolExecutor(
+        return TaskExecutor(concurrent.futures.ProcessPoolExecutor(
             n_workers, mp_context=spawn, initializer=_set_torch_threads, initargs=(torch_threads,)))
-    return Executor(_dask_client(address if not local else None, n_workers, threads_per_worker, torch_threads,
+    return TaskExecutor(_dask_client(address if not local else None, n_workers, threads_per_worker, torch_threads,
                                  cluster_kwargs))
 
 
@@ -499,8 +499,8 @@ def is_dask_client(executor: Any) -> bool:
 
 
 def _backend(executor: Any):
-    """The Dask Client or concurrent.futures executor behind ``executor`` (an :class:`Executor` or either)."""
-    if isinstance(executor, Executor):
+    """The Dask Client or concurrent.futures executor behind ``executor`` (a :class:`TaskExecutor` or either)."""
+    if isinstance(executor, TaskExecutor):
         return executor.backend
     if is_dask_client(executor) or isinstance(executor, concurrent.futures.Executor):
         return executor
@@ -510,8 +510,8 @@ def _backend(executor: Any):
 
 def run_with_executor(study: Study, todo: list[RunSpec], executor, progress: bool = True,
                       repeats_per_task: int | None = None) -> int:
-    """Run ``todo`` on ``executor`` (an :class:`Executor`, a Dask Client or a concurrent.futures.Executor),
-    storing rows as they arrive.
+    """Run ``todo`` on ``executor`` (a :class:`TaskExecutor`, a Dask Client or a
+    concurrent.futures.Executor), storing rows as they arrive.
 
     Returns the number of rows appended to ``study.store``. Failed tasks do not stop the others: every
     result that arrives is stored, then a RuntimeError names the failures (a rerun resumes them).
