@@ -232,9 +232,13 @@ class Study:
 
     @property
     def pretrained(self) -> BlockNet:
+        """The pretrained network: loaded when saved (no data needed), else trained now."""
         if self._pretrained is None:
-            self._pretrained, self.pretrain_info = pretrain(self.cfg, self.source, self.root,
-                                                            verbose=self.verbose)
+            source = None
+            if not pretrained_path(self.cfg, self.root).exists():
+                check_writable(self.store.path.parent)  # a read-only results dir fails before pretraining
+                source = self.source
+            self._pretrained, self.pretrain_info = pretrain(self.cfg, source, self.root, verbose=self.verbose)
             self._pretrained.eval()
         return self._pretrained
 
