@@ -186,13 +186,42 @@ def test_bad_input_is_rejected_clearly():
         stats.paired_tests(doubled)
 
 
-def test_own_holm_matches_statsmodels():
-    from functions.analysis.stats import holm
+def test_holm_wrapper_on_a_known_example():
+    # Holm by hand: sorted p 0.01, 0.02, 0.03, 0.04 × 4, 3, 2, 1 = 0.04, 0.06, 0.06, 0.04 → running max
+    p = [0.03, 0.01, 0.04, 0.02]
+    np.testing.assert_allclose(stats.holm(p), [0.06, 0.04, 0.06, 0.06])
+    assert isinstance(stats.holm(p), np.ndarray)
+    np.testing.assert_allclose(stats.holm([0.5, 0.6]), [1.0, 1.0])  # capped at 1
+    # an untested comparison (NaN) stays NaN and is not counted in the family
+    np.testing.assert_allclose(stats.holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
+    assert stats.holm([]).shape == (0,)
 
-    rng = np.random.default_rng(3)
-    for n in (1, 2, 5, 15):
-        p = rng.uniform(0, 0.2, n)
-        np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
+
+def test_holm_is_the_statsmodels_one_everywhere():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(stats))
+    calls = [node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name)]
+    assert calls.count("multipletests") == 1  # one Holm: the wrapper, which paired_tests calls too
+    assert calls.count("holm") >= 2
+
+
+def test_bootstrap_is_scipys_percentile_bootstrap():
+    from scipy.stats import bootstrap
+
+    values = np.random.default_rng(2).normal(0.8, 0.05, 101)
+    estimate, low, high = stats.bootstrap_median(values, n_boot=1000, seed=4, key=("S", 0.1, "cut 1"))
+    expected = bootstrap((values,), np.median, n_resamples=1000, method="percentile", vectorized=True,
+                         rng=stats._group_rng(4, ("S", 0.1, "cut 1"))).confidence_interval
+    assert estimate == pytest.approx(np.median(values))
+    assert (low, high) == pytest.approx((expected.low, expected.high))
+    # reproducible, and a group's interval depends on its key, not on what else is computed
+    assert stats.bootstrap_median(values, 1000, 4, ("S", 0.1, "cut 1")) == (estimate, low, high)
+    assert stats.bootstrap_median(values, 1000, 4, ("S", 0.1, "cut 2")) != (estimate, low, high)
+    assert stats.bootstrap_median([0.7], 1000, 4) == (0.7, 0.7, 0.7)  # one value: that value
+    assert stats.bootstrap_median([0.7] * 5, 1000, 4) == (0.7, 0.7, 0.7)  # degenerate: no warning, no NaN
 
 
 def test_vs_baseline_family_is_holm_over_the_baseline_comparisons_only():

@@ -7,6 +7,7 @@ every comparison is a paired one on the repeats both arms have. Every function w
 """
 from __future__ import annotations
 
+import gc
 import string
 import zlib
 from typing import Iterable, Iterator
@@ -184,7 +185,7 @@ def paired_tests(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm
                     "statistic": statistic, "p": p,
                 })
         tested = [r for r in group_records if not np.isnan(r["p"])]
-        adjusted = multipletests([r["p"] for r in tested], alpha=alpha, method="holm")[1] if tested else []
+        adjusted = holm([r["p"] for r in tested])
         for record, p_holm in zip(tested, adjusted):
             record["p_holm"] = float(p_holm)
         for record in group_records:
@@ -294,20 +295,20 @@ def _group_rng(seed: int, key: tuple) -> np.random.Generator:
 
 def _bootstrap(values: np.ndarray, stat: str, n_boot: int, ci: float,
                rng: np.random.Generator) -> tuple[float, float, float]:
-    """(estimate, low, high): percentile bootstrap interval of ``stat`` by resampling ``values``."""
+    """(estimate, low, high): percentile bootstrap interval of ``stat`` by resampling ``values``.
+
+    ``scipy.stats.bootstrap`` (``method="percentile"``, vectorised) drawing from ``rng``, so one group's
+    interval depends only on its own generator. Resamples are drawn in batches of about 4M numbers to
+    bound memory for large samples. One value (or none): the interval is that value (scipy would refuse).
+    """
     function = _stat_function(stat)
     estimate = float(function(values))
     if values.size < 2:
         return estimate, estimate, estimate
-    # resample in chunks of about 4M numbers to bound memory for large samples
-    chunk = max(1, min(n_boot, 4_000_000 // values.size))
-    replicates = np.concatenate([
-        function(values[rng.integers(0, values.size, size=(min(chunk, n_boot - start), values.size))])
-        for start in range(0, n_boot, chunk)
-    ])
-    tail = (1.0 - ci) / 2.0
-    low, high = np.quantile(replicates, [tail, 1.0 - tail])
-    return estimate, float(low), float(high)
+    batch = max(1, min(n_boot, 4_000_000 // values.size))
+    result = sps.bootstrap((values,), lambda x, axis=-1: function(x), n_resamples=n_boot, batch=batch,
+                           confidence_level=ci, method="percentile", vectorized=True, rng=rng)
+    return estimate, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def bootstrap_median(values: Iterable[float], n_boot: int = 2000, seed: int = 0, key: tuple = (),
@@ -331,9 +332,9 @@ def bootstrap_ci(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm
                  ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Percentile bootstrap CI of ``stat`` (median, iqm = mean of the middle 50 %, mean) per (group…, arm).
 
-    Vectorised numpy resampling of the arm's repeats with replacement; reproducible with ``seed`` (each
-    group draws from its own generator seeded by ``seed`` and the group's key). With one value the
-    interval is that value. Columns: group…, arm, stat, estimate, low, high, n.
+    ``scipy.stats.bootstrap`` (percentile, vectorised) resamples the arm's repeats with replacement;
+    reproducible with ``seed`` (each group draws from its own generator seeded by ``seed`` and the group's
+    key). With one value the interval is that value. Columns: group…, arm, stat, estimate, low, high, n.
     """
     by = _normalise_by(by)
     _check_frame(df, metric, arm_col, by, None)
@@ -354,12 +355,23 @@ FAMILIES = ("vs_baseline", "all_pairs")
 
 
 def holm(p_values: Iterable[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (monotone, capped at 1), in the input order."""
+    """Holm's step-down adjusted p-values, in the input order: statsmodels'
+    ``multipletests(p, method="holm")``, the one Holm of the package.
+
+    NaN p-values (comparisons that could not be tested) stay NaN and are not counted in the family.
+    statsmodels runs ``gc.collect()`` on every Holm call (≈80 ms with pandas, matplotlib and torch loaded;
+    over half the explorer's redraw time was spent there), so the objects that exist already are frozen
+    out of that collection for the duration of the call.
+    """
     p = np.asarray(list(p_values), dtype=float)
-    order = np.argsort(p, kind="stable")
-    scaled = (len(p) - np.arange(len(p))) * p[order]
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    adjusted = np.full(p.shape, np.nan)
+    tested = ~np.isnan(p)
+    if tested.any():
+        gc.freeze()
+        try:
+            adjusted[tested] = multipletests(p[tested], method="holm")[1]
+        finally:
+            gc.unfreeze()
     return adjusted
 
 
