@@ -213,7 +213,7 @@ def test_cluster_study_caps_samples_and_adds_channel_rows(digits_test):
     whole, channels = df[df.channel == -1], df[df.channel >= 0]
     assert len(whole) == 5 and len(channels) == 3 * 8
     assert set(channels.layer) == {"block0", "block1", "block2"} and set(channels.channel) == set(range(8))
-    assert set(df.n_samples) == {100}  # 10 per class of 10 classes
+    assert set(df.n_samples) == {100} and set(df.n_per_class) == {10}  # 10 per class of 10 classes
 
 
 def test_cluster_study_on_a_dead_network_does_not_crash(digits_test):
@@ -222,7 +222,7 @@ def test_cluster_study_on_a_dead_network_does_not_crash(digits_test):
     with torch.no_grad():
         for block in model.blocks:
             block.conv.bias.fill_(-1e3)  # every ReLU output is zero: all rows are zero vectors
-    df = clustering.cluster_study(model, x, y, [0.2], 1)
+    df = clustering.cluster_study(model, x, y, [0.3], 1)  # 10 images per class
     dead = df[df.layer.isin(["block0", "block2", "head_in"])]
     assert dead[["precision", "recall", "accuracy", "ari"]].notna().all().all()
     assert dead.ari.abs().max() == pytest.approx(0.0)
@@ -236,6 +236,35 @@ def test_cluster_study_rejects_bad_arguments(digits_test):
         clustering.cluster_study(small_cnn(), x, y, [0.5, 1.0], [1])
     with pytest.raises(ValueError, match="fraction"):
         clustering.cluster_study(small_cnn(), x, y, [1.5], 1)
+
+
+def test_cluster_study_skips_subsets_below_the_minimum_per_class(digits_test):
+    x, y = digits_test  # 359 test images, 10 classes: 0.02 → 1 per class, 0.2 → 7, 0.5 → 17
+    model = small_cnn()
+    with pytest.warns(UserWarning) as caught:
+        df = clustering.cluster_study(model, x, y, [0.02, 0.2, 0.5], 1, methods=["kmeans"])
+    messages = [str(w.message) for w in caught]
+    assert any("fraction 0.02 gives 1 image(s) per class (< min_per_class = 10)" in m for m in messages)
+    assert any("fraction 0.2 gives 7 image(s) per class" in m for m in messages)
+    assert set(df.fraction) == {0.5}
+    assert set(df.n_per_class) == {17} and set(df.n_samples) == {170}
+    # one image per class "clusters" perfectly at every layer: what the minimum keeps out of the results
+    tiny = clustering.cluster_study(model, x, y, [0.02], 1, methods=["kmeans"], min_per_class=1)
+    assert (tiny.ari == 1.0).all() and set(tiny.n_samples) == {10}
+    with pytest.raises(ValueError, match=r"min_per_class = 10.*use larger fractions"):
+        clustering.cluster_study(model, x, y, [0.001, 0.02], 2)
+    with pytest.raises(ValueError, match="min_per_class"):
+        clustering.cluster_study(model, x, y, [0.5], 1, min_per_class=0)
+
+
+def test_per_class_size_from_the_column_or_estimated_from_n_samples():
+    legacy = pd.DataFrame({"fraction": [0.001, 0.01, 0.1], "n_samples": [5, 45, 485], "dataset": "MNIST"})
+    np.testing.assert_array_equal(clustering.per_class_size(legacy), [0, 4, 48])  # n // 10: a lower bound
+    np.testing.assert_array_equal(clustering.per_class_size(legacy, n_classes=5), [1, 9, 97])  # exact
+    written = legacy.assign(n_per_class=[1, np.nan, 97])
+    np.testing.assert_array_equal(clustering.per_class_size(written, n_classes=5), [1, 9, 97])
+    unknown = pd.DataFrame({"fraction": [0.1], "ari": [0.3]})  # the original's rows: no size at all
+    assert clustering.per_class_size(unknown).isna().all()
 
 
 # ----------------------------------------------------------------------------- probes
@@ -302,7 +331,7 @@ def test_write_rows_appends_jsonl_and_csv(tmp_path, digits_test):
     from functions.analysis.results import load_clustering
 
     x, y = digits_test
-    df = clustering.cluster_study(small_cnn(), x, y, [0.2], 1, methods=["kmeans"], dataset="digits",
+    df = clustering.cluster_study(small_cnn(), x, y, [0.3], 1, methods=["kmeans"], dataset="digits",
                                   split="test")
     jsonl = clustering.write_rows(df, tmp_path / "out" / "clustering.jsonl")
     clustering.write_rows(df, jsonl)

@@ -83,8 +83,13 @@ def test_fraction_label():
 
 
 # ----------------------------------------------------------------------------- box_by_cut
-def test_box_by_cut_one_panel_per_fraction_and_group_colours():
-    df = results_frame(cuts=(0, 2))  # cut 2 is +0.2 on every repeat: its own group
+def _labels(ax) -> dict[str, str]:
+    """The text above each box, by the arm its gid names."""
+    return {t.get_gid()[6:]: t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("label:")}
+
+
+def test_box_by_cut_one_panel_per_fraction_and_significance_vs_baseline():
+    df = results_frame(cuts=(0, 2))  # cut 2 is +0.2 on every repeat; cut 0 is the baseline ± 0.003
     fig = figures.box_by_cut(df)
     assert len(fig.axes) == 3
     assert STUDY in fig._suptitle.get_text() and "FR" in fig._suptitle.get_text()
@@ -92,18 +97,59 @@ def test_box_by_cut_one_panel_per_fraction_and_group_colours():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["base", "0", "2"]
     colors = _box_colors(ax)
-    assert colors["cut 2"] != colors["baseline"]  # separated groups differ
-    assert colors["cut 0"] == colors["baseline"]  # cut 0 ≈ baseline: same group
+    assert colors["cut 2"] == to_rgba(figures.HIGHER_COLOR)  # significantly above the baseline
+    assert colors["cut 0"] == colors["baseline"] == to_rgba(figures.NEUTRAL_COLOR)
     boxes = {p.get_gid(): p for p in ax.patches if p.get_gid()}
     assert boxes["box:baseline"].get_hatch() == figures.BASELINE_HATCH
     assert not boxes["box:cut 2"].get_hatch()
-    texts = [t.get_text() for t in ax.texts]
     median_cut2 = np.median(df[(df.fraction == 0.01) & (df.cut == 2)].test_acc)
-    assert f"{median_cut2:.3f}\na" in texts  # best arm: group a, median above its box
+    assert _labels(ax)["cut 2"] == f"★▲\n{median_cut2:.3f}"  # mark, then the median; no letter by default
+    assert "★" not in _labels(ax)["cut 0"] and "★" not in _labels(ax)["baseline"]
     dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     baseline_median = np.median(df[(df.fraction == 0.01) & (df.cut == -1)].test_acc)
     assert any(np.allclose(line.get_ydata(), baseline_median) for line in dashed)
-    assert not any("no significance" in t for t in _texts(fig))  # n=8 can reach significance
+    assert not any("no significance" in t for t in _texts(fig))  # n=8, 2 cuts: Holm p ≥ 0.016 < 0.05
+    caption = fig.legends[0].get_title().get_text()
+    assert caption.startswith("★: differs from the baseline, Wilcoxon signed-rank, Holm over the "
+                              "cut-vs-baseline comparisons of the fraction")
+    # the rank letters are an option: boxes then coloured by rank group, letters under the medians
+    lettered = figures.box_by_cut(df, letters=True).axes[0]
+    colors = _box_colors(lettered)
+    assert colors["cut 2"] != colors["baseline"] and colors["cut 0"] == colors["baseline"]
+    assert _labels(lettered)["cut 2"] == f"★▲\n{median_cut2:.3f}\na"
+
+
+@pytest.mark.parametrize("effect, mark", [(0.05, "★▲"), (-0.05, "★▼")])
+def test_box_and_line_plots_mark_exactly_the_arm_the_table_marks(effect, mark):
+    from functions.analysis import stats, tables
+    from functions.analysis.results import with_settings
+
+    # cut 0: no effect (paired differences ±0.003, p = 1); cut 2: 2·effect on every repeat
+    df = results_frame(fractions=(0.1, 1.0), cuts=(0, 2), effect=effect)
+    summary = stats.summarize(with_settings(df), by=("study", "setting", "fraction"), seed=0)  # the tables' call
+    table = tables.wide_table(summary)
+    starred = {(f, arm) for f, row in table.iterrows() for arm, cell in row.items() if cell.endswith(" *")}
+    assert starred == {(0.1, "cut 2"), (1.0, "cut 2")}
+    fig = figures.box_by_cut(df)
+    for ax, fraction in zip(fig.axes, (0.1, 1.0)):
+        marked = {arm for arm, text in _labels(ax).items() if "★" in text}
+        assert marked == {arm for f, arm in starred if f == fraction}
+        assert _labels(ax)["cut 2"].startswith(mark)
+    lines = figures.median_lines(df).axes[0]
+    filled = {c.get_gid().split(":", 1)[1]: len(c.get_offsets()) for c in lines.collections
+              if (c.get_gid() or "").startswith("significant:")}
+    hollow = {c.get_gid().split(":", 1)[1]: len(c.get_offsets()) for c in lines.collections
+              if (c.get_gid() or "").startswith("not significant:")}
+    assert filled == {"baseline": 0, "cut 0": 0, "cut 2": 2} and hollow == {"baseline": 2, "cut 0": 2, "cut 2": 0}
+    assert "Holm over the cut-vs-baseline" in lines.get_legend().get_title().get_text()
+
+
+def test_box_by_cut_says_when_the_baseline_family_cannot_be_significant():
+    # 7 repeats: smallest p = 2^-6; 4 cuts vs the baseline → Holm p ≥ 0.0625
+    df = results_frame(fractions=(0.5,), repeats=7, cuts=(0, 1, 2, 3))
+    fig = figures.box_by_cut(df)
+    assert "n=7, 4 cuts vs baseline: Holm p ≥ 0.0625, no significance possible" in _texts(fig)
+    assert not any("★" in text for text in _labels(fig.axes[0]).values())
 
 
 def test_box_by_cut_power_warning_written_with_five_repeats():
@@ -311,6 +357,46 @@ def test_box_clustering_named_layers_and_channels():
     assert set(_box_colors(pooled.axes[0]).values()) == {to_rgba("0.85")}
     with pytest.raises(ValueError, match="channel"):
         figures.box_clustering(cdf, channel=7)
+
+
+def test_box_clustering_leaves_out_subsets_below_the_minimum_per_class():
+    import inspect
+
+    from functions.analysis import clustering
+
+    assert inspect.signature(figures.box_clustering).parameters["min_per_class"].default == clustering.MIN_PER_CLASS
+    rng = np.random.default_rng(2)
+    # the shipped MNIST CSV's shape: 5 classes, n_samples 5 / 45 / 485 at 0.1 % / 1 % / 10 % (1, 9, 97 per class)
+    sizes = {0.001: 5, 0.01: 45, 0.1: 485}
+    rows = [{"fraction": f, "repeat": r, "layer": layer, "channel": -1, "ari": 1.0 if f < 0.1 else rng.uniform(0, 0.6),
+             "dataset": "MNIST", "split": "test", "n_samples": n}
+            for f, n in sizes.items() for r in range(3) for layer in ("input", "block0", "head_in")]
+    legacy = pd.DataFrame(rows)  # no n_per_class column: estimated as n_samples // 10 (MNIST's classes)
+    fig = figures.box_clustering(legacy)
+    assert [ax.get_title() for ax in fig.axes] == ["fraction 10%"]
+    assert "not shown: 0.1%, 1% (< 10 images per class)" in fig._suptitle.get_text()
+    exact = figures.box_clustering(legacy, n_classes=5)  # 1, 9, 97 per class: the same two left out
+    assert [ax.get_title() for ax in exact.axes] == ["fraction 10%"]
+    assert len(figures.box_clustering(legacy, min_per_class=None).axes) == 3  # opt out
+    # the n_per_class column that cluster_study writes decides where present
+    written = legacy.assign(n_per_class=legacy["n_samples"] // 5)
+    assert len(figures.box_clustering(written, min_per_class=9).axes) == 2
+    with pytest.raises(ValueError, match="min_per_class"):
+        figures.box_clustering(legacy, fractions=[0.001])
+    with pytest.raises(ValueError, match="min_per_class"):
+        figures.box_clustering(legacy[legacy.fraction < 0.1])
+
+
+def test_box_clustering_hides_the_shipped_tiny_subsets():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "MNIST" / "results" / "clustering" / "clustering_MNIST.csv"
+    if not path.exists():
+        pytest.skip("no shipped clustering CSV")
+    cdf = pd.read_csv(path)
+    fig = figures.box_clustering(cdf[(cdf.model == "pretrained") & (cdf.method == "agglomerative")])
+    shown = [ax.get_title() for ax in fig.axes]
+    assert "fraction 0.1%" not in shown and "fraction 1%" not in shown and shown
 
 
 def test_save_figure_writes_png_and_pdf(tmp_path):

@@ -118,6 +118,7 @@ def _write_results_tree(root):
     (ours / "original_format" / "cuts_x.json").write_text(json.dumps([params] + cuts))
     (ours / "store.jsonl.claims").mkdir()
     (ours / "store.jsonl.claims" / "abc.json").write_text(json.dumps({"key": "x", "pid": 1}))
+    (ours / "store.jsonl.lock").write_text("")
 
 
 def test_find_result_sources_lists_results_folders_and_files(tmp_path):
@@ -179,3 +180,35 @@ def test_explorer_widget_holds_the_controls_and_output():
     assert explorer.widget.children[0] is explorer.controls["source"]
     assert explorer.widget.children[-1] is explorer.output
     assert explorer.refresh() is explorer.figure
+
+
+def test_explorer_reads_a_source_and_computes_its_statistics_once(tmp_path, monkeypatch):
+    from functions.analysis import figures
+
+    _write_results_tree(tmp_path)
+    reads, summaries = [], []
+    load, summarize = widgets.load_results, figures.significance_summary
+    monkeypatch.setattr(widgets, "load_results", lambda path: reads.append(path) or load(path))
+    monkeypatch.setattr(figures, "significance_summary",
+                        lambda rows, **kw: summaries.append(len(rows)) or summarize(rows, **kw))
+    explorer = widgets.ResultsExplorer(root=tmp_path)
+    c = explorer.controls
+    mnist, original = str(tmp_path / "MNIST" / "results"), str(tmp_path / "FashionMNIST" / "results" / "original")
+    assert reads == [mnist] and len(summaries) == 1
+    c["plot"].value = "median lines"  # the same selection: its statistics are reused
+    c["plot"].value = "box"
+    assert len(summaries) == 1
+    c["source"].value = original
+    c["source"].value = mnist  # back: neither read nor tested again
+    assert reads == [mnist, original] and len(summaries) == 2
+    c["fractions"].value = (0.1,)  # a new selection: tested once
+    c["fractions"].value = (0.01, 0.1, 1.0)
+    assert len(summaries) == 3
+    with open(tmp_path / "MNIST" / "results" / "store.jsonl", "a") as fh:  # the store grew: read again
+        fh.write(json.dumps({**frame(conditions=("FR",)).drop(columns=["arm", "source"]).iloc[0].to_dict(),
+                             "repeat": 9}) + "\n")
+    c["source"].value = original
+    c["source"].value = mnist
+    assert reads == [mnist, original, mnist] and len(summaries) == 4
+    assert len(explorer.data) == len(frame(conditions=("FR",))) + 1
+

@@ -41,7 +41,11 @@ from functions.engine.training import channels_last
 
 METHODS = ("agglomerative", "kmeans")
 CLUSTER_COLUMNS = ["fraction", "repeat", "layer", "channel", "method", "precision", "recall", "accuracy",
-                   "ari", "dataset", "split", "n_samples"]
+                   "ari", "dataset", "split", "n_samples", "n_per_class"]
+# Fewest images of every class a clustered subset must hold. With one image per class every layer, the
+# input included, "clusters" perfectly (ARI = 1.0): k points into k clusters. Smaller subsets are skipped
+# by cluster_study and left out of the figures (figures.box_clustering).
+MIN_PER_CLASS = 10
 WHOLE_LAYER = -1  # ``channel`` value of rows that cluster a whole layer
 KMEANS_N_INIT = 10
 # Per-channel maps are produced in chunks of channels no larger than this (block 0 of the paper model on
@@ -285,26 +289,57 @@ def study_subsets(y, fractions: Sequence[float], repeats, seed: int = 0,
     return out
 
 
+def smallest_class(y: np.ndarray, idx: np.ndarray, classes: np.ndarray) -> int:
+    """Images of the rarest of ``classes`` among ``y[idx]`` (0 when one is missing)."""
+    counts = np.bincount(np.searchsorted(classes, y[idx]), minlength=len(classes))
+    return int(counts.min()) if len(classes) else 0
+
+
+def _large_enough(subsets: list, y: np.ndarray, classes: np.ndarray, min_per_class: int) -> list:
+    """The subsets whose fraction holds at least ``min_per_class`` images of every class (in every repeat);
+    a warning names each fraction left out, a ValueError says when none is left."""
+    smallest: dict[float, int] = {}
+    for fraction, _, idx in subsets:
+        n = smallest_class(y, idx, classes)
+        smallest[fraction] = min(n, smallest.get(fraction, n))
+    too_small = {f: n for f, n in smallest.items() if n < min_per_class}
+    if len(too_small) == len(smallest):
+        raise ValueError(f"fractions {sorted(smallest)}: every subset holds fewer than min_per_class = "
+                         f"{min_per_class} images of some class (at most {max(smallest.values(), default=0)}"
+                         f" of {len(y)} images in {len(classes)} classes); use larger fractions")
+    for fraction, n in too_small.items():
+        warnings.warn(f"clustering: fraction {fraction:g} gives {n} image(s) per class (< min_per_class = "
+                      f"{min_per_class}); skipped, since so few images cluster perfectly at every layer",
+                      stacklevel=3)
+    return [s for s in subsets if s[0] not in too_small]
+
+
 def cluster_study(model, split_x: torch.Tensor, split_y, fractions: Sequence[float], repeats,
                   methods: Sequence[str] = METHODS, per_channel: bool = False, seed: int = 0,
                   max_samples: int | None = 2000, dataset: str | None = None, split: str | None = None,
-                  batch_size: int = 1024) -> pd.DataFrame:
+                  batch_size: int = 1024, min_per_class: int = MIN_PER_CLASS) -> pd.DataFrame:
     """Cluster every layer (and with ``per_channel`` every block channel) of ``model`` on balanced subsets
     of ``split_x`` over ``fractions`` × ``repeats``; one tidy row per (fraction, repeat, layer, channel,
-    method) with the columns of ``CLUSTER_COLUMNS`` (``channel`` = -1 for a whole layer).
+    method) with the columns of ``CLUSTER_COLUMNS`` (``channel`` = -1 for a whole layer; ``n_per_class``
+    = images of the subset's rarest class).
 
     k is the number of classes in ``split_y``. Subsets follow ``functions.engine.data.balanced_subset`` seeded by
-    ``subset_seed(seed, fraction, repeat)``; ``repeats`` is an int or one count per fraction.
+    ``subset_seed(seed, fraction, repeat)``; ``repeats`` is an int or one count per fraction. A fraction
+    whose subsets hold fewer than ``min_per_class`` images of some class is skipped with a warning (with
+    one image per class every layer scores ARI = 1.0); a ValueError when no fraction is left.
     """
     methods = list(methods)
     for method in methods:
         if method not in METHODS:
             raise ValueError(f"methods: {method!r} is unknown; allowed: {list(METHODS)}")
+    if isinstance(min_per_class, bool) or not isinstance(min_per_class, (int, np.integer)) or min_per_class < 1:
+        raise ValueError(f"min_per_class must be an integer ≥ 1, got {min_per_class!r}")
     y = _labels_array(split_y)
     if len(y) != len(split_x):
         raise ValueError(f"split_x and split_y must have the same length, got {len(split_x)} and {len(y)}")
-    k = len(np.unique(y))
-    subsets = study_subsets(y, fractions, repeats, seed, max_samples)
+    classes = np.unique(y)
+    k = len(classes)
+    subsets = _large_enough(study_subsets(y, fractions, repeats, seed, max_samples), y, classes, min_per_class)
     # whole-layer features are small: compute them once for every image any subset uses
     used = np.unique(np.concatenate([idx for _, _, idx in subsets]))
     position = np.full(len(y), -1, dtype=np.int64)
@@ -314,7 +349,8 @@ def cluster_study(model, split_x: torch.Tensor, split_y, fractions: Sequence[flo
     base = {"dataset": dataset, "split": split}
     for fraction, repeat, idx in tqdm(subsets, desc="clustering subsets"):
         labels = y[idx]
-        common = {"fraction": fraction, "repeat": repeat, **base, "n_samples": len(idx)}
+        common = {"fraction": fraction, "repeat": repeat, **base, "n_samples": len(idx),
+                  "n_per_class": smallest_class(y, idx, classes)}
         for layer, feats in features.items():
             for method in methods:
                 clusters = cluster_labels(feats[position[idx]], k, method, seed=seed + repeat)
@@ -345,6 +381,35 @@ def _channel_rows(model, x: torch.Tensor, labels: np.ndarray, k: int, methods: l
                     rows.append({**common, "layer": layer, "channel": channel, "method": method,
                                  **cluster_metrics(labels, clusters)})
     return rows
+
+
+def per_class_size(cdf: pd.DataFrame, n_classes: int | None = None) -> pd.Series:
+    """Images per class of each clustering row's subset (float, NaN where it cannot be told).
+
+    The ``n_per_class`` column where rows have it (``cluster_study`` writes it). Older rows carry only
+    ``n_samples``: subsets below the whole split are balanced, so it is ``n_samples // k`` with k =
+    ``n_classes`` when given, else the number of classes of the row's ``dataset``
+    (``functions.engine.datasets.NUM_CLASSES``), an upper bound on k — the estimate is then a lower bound
+    and never lets a too small subset through. E.g. the shipped ``MNIST/results/clustering`` CSV (classes
+    5–9, 4,861 test images, k = 5) has n_samples 5, 45, 485 at fractions 0.1 %, 1 %, 10 %: exactly 1, 9
+    and 97 per class, estimated 0, 4 and 48 without ``n_classes``; the same two fractions fall below
+    ``MIN_PER_CLASS`` either way.
+    """
+    from functions.engine.datasets import NUM_CLASSES
+
+    size = pd.Series(np.nan, index=cdf.index, dtype=float)
+    if "n_per_class" in cdf.columns:
+        size = pd.to_numeric(cdf["n_per_class"], errors="coerce").astype(float)
+    if "n_samples" in cdf.columns and size.isna().any():
+        if n_classes is not None:
+            k = pd.Series(float(n_classes), index=cdf.index)
+        elif "dataset" in cdf.columns:
+            k = cdf["dataset"].map(lambda d: NUM_CLASSES.get(d, np.nan)).astype(float)
+        else:
+            k = pd.Series(np.nan, index=cdf.index)
+        estimate = np.floor(pd.to_numeric(cdf["n_samples"], errors="coerce").astype(float) / k)
+        size = size.fillna(estimate)
+    return size
 
 
 # ----------------------------------------------------------------------------- linear probes

@@ -5,195 +5,43 @@ it at the end of the cell) and never saves it; :func:`save_figure` writes PNG an
 setting (study, condition, architecture, pooling, lr) through :func:`describe_setting`. A frame may mix
 transfer conditions that share one baseline: every figure first gives each condition its own copy of it
 (:func:`functions.analysis.results.with_settings`), then each (study, condition) gets its own panel (a
-row of panels, one per fraction, for the box plots). Figures of one network are in ``diagnostics``.
+row of panels, one per fraction, for the box plots). Figures of one network are in ``diagnostics``; the
+style, labels, checks and panel grids shared by every figure module in ``figures_common``.
+
+Significance on the box and line plots is the tables' (``functions.analysis.tables``): each cut against
+the baseline, Wilcoxon signed-rank on the paired repeats, Holm over the cut-vs-baseline comparisons of one
+fraction — ``significant_vs_baseline`` of :func:`functions.analysis.stats.summarize` with the same call.
 """
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from functions.analysis import stats
-from functions.analysis.results import sort_arms, summary_table, with_settings
-from functions.engine.conditions import condition_label, ordered_conditions
+from functions.analysis.figures_common import (  # noqa: F401  (re-exported: the figures' public helpers)
+    BASELINE_COLOR, BASELINE_HATCH, HEATMAP_STATS, METRICS, _arm_colors, _joined, _lookup_groups, _panels,
+    _pick_fractions, _row_columns, _set_fraction_axis, _short_arm, _write_warning, check_frame, check_metric,
+    describe_setting, distinct_values, fraction_label, panel_grid, panel_title, save_figure, setting_rows,
+    titled, use_style)
+from functions.analysis.results import sort_arms, summary_table
 
-METRICS = ("test_acc", "train_acc", "val_acc")
-HEATMAP_STATS = ("median", "mean", "iqm", "std", "count")
-BASELINE_COLOR = "0.2"
-BASELINE_HATCH = "///"
-_style_applied = False
-
-
-# ----------------------------------------------------------------------------- style and saving
-def use_style(force: bool = False) -> None:
-    """Apply the seaborn theme of every figure (once; ``force=True`` applies it again)."""
-    global _style_applied
-    if _style_applied and not force:
-        return
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight",
-                         "axes.titlesize": "medium", "figure.titlesize": "large"})
-    _style_applied = True
-
-
-def save_figure(fig: Figure, path_without_ext: str | Path, formats: Sequence[str] = ("png", "pdf"),
-                dpi: int | None = None) -> list[Path]:
-    """Write ``fig`` as ``path_without_ext.<format>`` for every format (folders created); the paths written."""
-    if not isinstance(fig, Figure):
-        raise ValueError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    if isinstance(formats, str):
-        formats = (formats,)
-    supported = fig.canvas.get_supported_filetypes()
-    unknown = [f for f in formats if f not in supported]
-    if not formats or unknown:
-        raise ValueError(f"formats {list(formats)!r}: allowed are {sorted(supported)}")
-    base = Path(path_without_ext)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        path = base.with_name(f"{base.name}.{fmt}")
-        fig.savefig(path, format=fmt, dpi=dpi)
-        written.append(path)
-    return written
-
-
-# ----------------------------------------------------------------------------- labels
-def fraction_label(fraction: float) -> str:
-    """0.001 → ``0.1%``, 1.0 → ``100%``."""
-    return f"{100 * float(fraction):g}%"
-
-
-def distinct_values(df: pd.DataFrame, column: str) -> list:
-    """Distinct non-null values of a column (empty when the column is missing)."""
-    if column not in df.columns:
-        return []
-    return list(pd.unique(df[column].dropna()))
-
-
-def _joined(values: Iterable, fmt=str) -> str:
-    return "/".join(fmt(v) for v in values)
-
-
-def describe_setting(df: pd.DataFrame) -> str:
-    """One line naming the setting of ``df``: study, condition(s), architecture, pooling, lr.
-
-    A column with several values lists them joined by ``/`` (more than two studies are counted instead);
-    missing columns are left out.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-    parts = []
-    studies = distinct_values(df, "study")
-    if len(studies) > 2:  # each panel names its own study; the title would overflow
-        parts.append(f"{len(studies)} studies")
-    elif studies:
-        parts.append(_joined(sorted(map(str, studies))))
-    conditions = [c for c in distinct_values(df, "condition") if c != "baseline"] or distinct_values(df, "condition")
-    if len(conditions) == 1:
-        parts.append(condition_label(conditions[0]))
-    elif conditions:
-        parts.append("conditions " + _joined(ordered_conditions(conditions)))
-    depth, channels = distinct_values(df, "depth"), distinct_values(df, "num_channels")
-    kernel, activation = distinct_values(df, "kernel_size"), distinct_values(df, "activation")
-    if depth or channels:
-        arch = f"{_joined(sorted(depth)) or '?'}×{_joined(sorted(channels)) or '?'}"
-        if kernel:
-            arch += f" k{_joined(sorted(kernel))}"
-        if activation:
-            arch += f" {_joined(sorted(activation))}"
-        parts.append(arch)
-    pooling = distinct_values(df, "pooling")
-    if pooling:
-        parts.append("pool " + _joined(sorted(pooling)))
-    lrs = distinct_values(df, "lr")
-    if lrs:
-        parts.append("lr " + _joined(sorted(lrs), lambda v: f"{v:g}"))
-    return " | ".join(parts) if parts else "results"
-
-
-# ----------------------------------------------------------------------------- frame checks
-def check_frame(df, columns: Iterable[str], name: str = "df") -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} lacks columns {missing}; columns: {list(df.columns)}")
-    if df.empty:
-        raise ValueError(f"{name} is empty: nothing to plot")
-
-
-def check_metric(df: pd.DataFrame, metric: str) -> None:
-    if metric not in df.columns or not df[metric].notna().any():
-        present = [c for c in df.columns if c.endswith("_acc") and df[c].notna().any()] or list(df.columns)
-        raise ValueError(f"metric {metric!r} has no values in df; allowed: {present}")
-
-
-def _pick_fractions(df: pd.DataFrame, fractions) -> list[float]:
-    """Fractions to show, ascending; every requested one must be present."""
-    available = sorted(float(f) for f in df["fraction"].dropna().unique())
-    if fractions is None:
-        return available
-    if isinstance(fractions, (int, float)):
-        fractions = [fractions]
-    wanted = [float(f) for f in fractions]
-    missing = [f for f in wanted if not any(math.isclose(f, a) for a in available)]
-    if missing or not wanted:
-        raise ValueError(f"fractions {list(fractions)!r}: allowed are {available}")
-    return sorted(a for a in available if any(math.isclose(a, f) for f in wanted))
-
-
-# ----------------------------------------------------------------------------- settings
-def _row_columns(df: pd.DataFrame) -> list[str]:
-    """Columns that tell one row of panels from another: study, setting, and lr when it varies."""
-    columns = ["study", "setting"]
-    transfer = df[df["cut"] != -1]
-    if "lr" in df.columns and len(transfer) and transfer.groupby(columns)["lr"].nunique().max() > 1:
-        columns.append("lr")
-    return columns
-
-
-def setting_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(label, rows) per (study, condition[, lr]); the label names only what differs between rows."""
-    df = with_settings(df)
-    columns = _row_columns(df)
-    groups = list(df.groupby(columns, sort=False, dropna=False))
-    rank = {name: i for i, name in enumerate(ordered_conditions(df["setting"].unique()))}
-    groups.sort(key=lambda item: (str(item[0][0]), rank.get(item[0][1], 0), *map(str, item[0][2:])))
-    varying = [i for i, c in enumerate(columns) if df[c].nunique(dropna=False) > 1]
-    rows = []
-    for key, rows_df in groups:
-        parts = []
-        for i in varying:
-            value = key[i]
-            parts.append(f"lr {value:g}" if columns[i] == "lr" else str(value))
-        rows.append((" · ".join(parts), rows_df))
-    return rows
-
-
-def panel_title(row_label: str, text: str) -> str:
-    return f"{row_label} · {text}" if row_label else text
-
-
-def titled(fig: Figure, title: str) -> Figure:
-    """``fig`` with its overall title set."""
-    fig.suptitle(title)
-    return fig
-
-
-def _arm_colors(arms: Sequence[str]) -> dict[str, tuple]:
-    """Baseline dark grey, cuts along a sequential palette (early cut light, late cut dark)."""
-    cuts = [a for a in arms if a != "baseline"]
-    palette = sns.color_palette("viridis_r", max(len(cuts), 1))
-    colors = {a: c for a, c in zip(cuts, palette)}
-    colors["baseline"] = BASELINE_COLOR
-    return colors
+HIGHER_COLOR = "#8fd19e"  # box of a cut significantly above the baseline
+LOWER_COLOR = "#f4a3a3"   # … significantly below it
+NEUTRAL_COLOR = "0.85"
+HIGHER_MARK, LOWER_MARK = "★▲", "★▼"
+SIGNIFICANCE_CAPTION = ("★: differs from the baseline, Wilcoxon signed-rank, Holm over the cut-vs-baseline "
+                        "comparisons of the fraction")
+LINE_CAPTION = ("filled marker: differs from the baseline, Wilcoxon signed-rank,\nHolm over the "
+                "cut-vs-baseline comparisons of the fraction")
+LETTERS_CAPTION = "letters: rank groups (arms sharing a letter do not differ; Holm over all pairs)"
 
 
 # ----------------------------------------------------------------------------- boxes
@@ -201,22 +49,26 @@ def _group_colors(n_groups: int) -> list[tuple]:
     return sns.color_palette("Set2", max(n_groups, 1))
 
 
-def _draw_boxes(ax, values: dict, order: list, groups: dict, baseline=None,
-                tick_labels: Sequence[str] | None = None) -> None:
-    """Boxes of ``values[arm]`` in ``order``, coloured by rank group, median and group letter on top.
+def _colors_by_group(found: dict) -> dict:
+    """{arm: colour} from {arm: (rank group, letter)}."""
+    palette = _group_colors(max((g for g, _ in found.values()), default=1))
+    return {arm: palette[(group - 1) % len(palette)] for arm, (group, _) in found.items()}
 
-    ``groups[arm] = (group number, label)``; arms without one are drawn in light grey. The ``baseline``
-    arm is hatched and sets a dashed line at its median.
+
+def _draw_boxes(ax, values: dict, order: list, colors: dict | None = None, marks: dict | None = None,
+                letters: dict | None = None, baseline=None, tick_labels: Sequence[str] | None = None) -> None:
+    """Boxes of ``values[arm]`` in ``order`` filled with ``colors[arm]`` (light grey without one).
+
+    Above each box one text (gid ``label:<arm>``): ``marks[arm]`` (e.g. ★▲), the median, ``letters[arm]``,
+    top to bottom, each when given. The ``baseline`` arm is hatched and sets a dashed line at its median.
     """
+    colors, marks, letters = colors or {}, marks or {}, letters or {}
     data = [np.asarray(values[a], float) for a in order]
     positions = np.arange(len(order))
     parts = ax.boxplot(data, positions=positions, widths=0.6, patch_artist=True, showfliers=False,
                        medianprops={"color": "black", "linewidth": 1.5})
-    n_groups = max((g for g, _ in groups.values()), default=1)
-    palette = _group_colors(n_groups)
     for arm, box in zip(order, parts["boxes"]):
-        group = groups.get(arm)
-        box.set_facecolor(palette[(group[0] - 1) % len(palette)] if group else "0.85")
+        box.set_facecolor(colors.get(arm, NEUTRAL_COLOR))
         box.set_gid(f"box:{arm}")
         if arm == baseline:
             box.set_hatch(BASELINE_HATCH)
@@ -230,30 +82,22 @@ def _draw_boxes(ax, values: dict, order: list, groups: dict, baseline=None,
     for x, arm, points in zip(positions, order, data):
         if not points.size:
             continue
-        label = groups.get(arm, (None, ""))[1]
-        text = f"{np.median(points):.3f}" + (f"\n{label}" if label else "")
-        ax.text(x, points.max() + 0.03 * span, text, ha="center", va="bottom", fontsize=8 if len(order) <= 6 else 7)
+        lines = [marks.get(arm), f"{np.median(points):.3f}", letters.get(arm)]
+        ax.text(x, points.max() + 0.03 * span, "\n".join(line for line in lines if line), ha="center",
+                va="bottom", fontsize=8 if len(order) <= 6 else 7, gid=f"label:{arm}")
     if baseline in order and values[baseline] is not None and len(values[baseline]):
         ax.axhline(float(np.median(values[baseline])), color=BASELINE_COLOR, linestyle="--", linewidth=1,
                    zorder=0)
-    # room below for a power warning, above for the median/group labels
-    ax.set_ylim(low - 0.15 * span, high + 0.35 * span)
+    # room below for a power warning, above for the marks, medians and letters
+    ax.set_ylim(low - 0.15 * span, high + (0.45 if marks else 0.35) * span)
     ax.set_xticks(positions)
     labels = list(tick_labels) if tick_labels is not None else [str(a) for a in order]
     crowded = len(order) > 8
     ax.set_xticklabels(labels, rotation=45 if crowded else 0, ha="right" if crowded else "center")
 
 
-def _short_arm(arm: str) -> str:
-    """Tick label of an arm: ``baseline`` → ``base``, ``cut 3`` → ``3``."""
-    if arm == "baseline":
-        return "base"
-    match = re.fullmatch(r"cut (-?\d+)", str(arm))
-    return match.group(1) if match else str(arm)
-
-
 def _power_text(panel_groups: pd.DataFrame, alpha: float) -> str | None:
-    """Short warning for a panel whose arms carry rank_groups' power warning."""
+    """Short warning for a panel whose arms carry rank_groups' power warning (all pairs)."""
     if panel_groups.empty or "warning" not in panel_groups.columns:
         return None
     warned = panel_groups[panel_groups["warning"].notna()]
@@ -273,66 +117,89 @@ def _power_text(panel_groups: pd.DataFrame, alpha: float) -> str | None:
             "no significance possible")
 
 
-def _write_warning(ax, text: str) -> None:
-    ax.text(0.5, 0.02, text, transform=ax.transAxes, ha="center", va="bottom", fontsize=7, color="darkred",
-            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1.5})
+def _baseline_power_text(panel: pd.DataFrame, alpha: float) -> str | None:
+    """Short warning when cuts of a panel cannot differ significantly from the baseline, whatever the data:
+    Holm over the panel's cut-vs-baseline tests multiplies the smallest exact Wilcoxon p by their number."""
+    cuts = panel[(panel["arm"] != "baseline") & panel["n_pairs"].notna()]
+    if cuts.empty:
+        return None
+    pairs = cuts["n_pairs"].astype(int)
+    if (pairs < 1).all():
+        return "no repeats paired with the baseline: no test possible"
+    m = int((pairs > 0).sum())
+    hopeless = [arm for arm, n in zip(cuts["arm"], pairs) if n < 1 or min(1.0, m * stats.min_wilcoxon_p(n)) >= alpha]
+    if not hopeless:
+        return None
+    if len(hopeless) < len(cuts):
+        return f"{', '.join(map(_short_arm, hopeless))}: too few repeats for significance"
+    n = int(pairs.min())
+    smallest = stats.min_wilcoxon_p(max(n, 1))
+    if smallest >= alpha or m <= 1:
+        return f"n={n}: p ≥ {smallest:.3g}, no significance possible"
+    return f"n={n}, {m} cuts vs baseline: Holm p ≥ {min(1.0, smallest * m):.3g}, no significance possible"
 
 
-def _lookup_groups(groups: pd.DataFrame, keys: dict, arm_col: str = "arm") -> pd.DataFrame:
-    """Rows of a rank_groups frame for one panel, matched on the key columns it has."""
-    rows = groups
-    for column, value in keys.items():
-        if column not in groups.columns:
-            continue
-        if isinstance(value, float):
-            rows = rows[np.isclose(rows[column].astype(float), value)]
-        else:
-            rows = rows[rows[column] == value]
-    duplicated = rows[arm_col].duplicated()
-    if duplicated.any():
-        raise ValueError(f"groups holds several rows for {arm_col} {list(rows.loc[duplicated, arm_col])} "
-                         f"at {keys}; give a frame computed with by={tuple(keys)}")
-    return rows
+def _verdicts(panel: pd.DataFrame) -> dict[str, int]:
+    """{arm: +1 significantly above the baseline, -1 below} from a summarize frame's rows of one panel."""
+    out = {}
+    for row in panel.itertuples():
+        flag = row.significant_vs_baseline
+        if isinstance(flag, (bool, np.bool_)) and flag:
+            out[row.arm] = 1 if row.diff_vs_baseline > 0 else -1
+    return out
 
 
-def _panels(n: int, width: float, height: float, max_cols: int = 3, **kwargs) -> tuple[Figure, list]:
-    """``n`` panels wrapped into rows of at most ``max_cols``; unused grid cells removed."""
-    ncols = min(n, max_cols)
-    nrows = math.ceil(n / ncols)
-    fig, axes = panel_grid(nrows, ncols, width=width, height=height, **kwargs)
-    flat = list(axes.flat)
-    for ax in flat[n:]:
-        fig.delaxes(ax)
-    return fig, flat[:n]
+def significance_summary(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05) -> pd.DataFrame:
+    """The tables' statistics for the panels of the box and line plots: :func:`stats.summarize` of the
+    frame's settings (``with_settings``) by study, setting (, lr when it varies) and fraction, with
+    ``family="vs_baseline"`` — the call the tables make."""
+    prepared = pd.concat([r for _, r in setting_rows(df)], ignore_index=True)
+    return stats.summarize(prepared, metric=metric, by=_row_columns(prepared) + ["fraction"], alpha=alpha,
+                           family="vs_baseline")
 
 
-def panel_grid(nrows: int, ncols: int, width: float = 3.3, height: float = 3.4, **kwargs):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(min(width * ncols + 0.6, 30), height * nrows + 0.8),
-                             squeeze=False, layout="constrained", **kwargs)
-    return fig, axes
+def _significance_legend(fig: Figure, letters: bool) -> None:
+    """The figure's key, below the panels: what the box colours, ★▲/★▼ and (optionally) letters mean."""
+    handles = [Patch(facecolor=HIGHER_COLOR, edgecolor="0.3", label=f"{HIGHER_MARK} above the baseline"),
+               Patch(facecolor=LOWER_COLOR, edgecolor="0.3", label=f"{LOWER_MARK} below the baseline"),
+               Patch(facecolor=NEUTRAL_COLOR, edgecolor="0.3", label="no significant difference"),
+               Patch(facecolor="white", edgecolor=BASELINE_COLOR, hatch=BASELINE_HATCH,
+                     label="baseline (dashed: its median)")]
+    if letters:  # colours are rank groups then; the marks keep their meaning
+        handles = handles[:2] + handles[3:]
+    title = SIGNIFICANCE_CAPTION + (f"\n{LETTERS_CAPTION}; box colour: rank group" if letters else "")
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7, title=title,
+               title_fontsize=7, frameon=False)
 
 
 def box_by_cut(df: pd.DataFrame, metric: str = "test_acc", fractions=None, groups: pd.DataFrame | None = None,
-               alpha: float = 0.05) -> Figure:
+               alpha: float = 0.05, letters: bool = False, summary: pd.DataFrame | None = None) -> Figure:
     """Boxes per arm (baseline, then cuts ascending), one panel per fraction, one row per condition.
 
-    Box colour = rank group (:func:`functions.analysis.stats.rank_groups`, computed when ``groups`` is None; else
-    a frame of its shape whose ``by`` columns are matched against study/setting/fraction). Median and
-    group letter above each box; the baseline box is hatched and its median is the dashed line. A panel
-    where no difference can be significant (too few paired repeats) says so.
+    A cut that differs significantly from the baseline is marked ★▲ (above) or ★▼ (below) and its box
+    filled green or red: the tables' test, ``significant_vs_baseline`` of :func:`significance_summary`
+    (``summary``: such a frame computed already). The median is written above each box; the baseline box
+    is hatched and its median is the dashed line. A panel where no cut can differ significantly from the
+    baseline (too few paired repeats) says so. ``letters=True`` adds the all-pairs rank-group letters
+    (:func:`functions.analysis.stats.rank_groups`, or ``groups``, a frame of its shape whose ``by`` columns are
+    matched against study/setting/fraction) and colours the boxes by rank group instead.
     """
     use_style()
     check_frame(df, ("fraction", "cut", "arm", "repeat"))
     check_metric(df, metric)
     fracs = _pick_fractions(df, fractions)
-    df = df[np.isclose(df["fraction"].to_numpy(float)[:, None], fracs).any(axis=1)]  # rank only what is shown
+    df = df[np.isclose(df["fraction"].to_numpy(float)[:, None], fracs).any(axis=1)]  # test only what is shown
     rows = setting_rows(df)
     row_cols = _row_columns(pd.concat([r for _, r in rows], ignore_index=True))
-    if groups is None:
-        prepared = pd.concat([r for _, r in rows], ignore_index=True)
-        groups = stats.rank_groups(prepared, metric=metric, by=row_cols + ["fraction"], alpha=alpha)
+    if summary is None:
+        summary = significance_summary(df, metric=metric, alpha=alpha)
     else:
+        check_frame(summary, ("arm", "n_pairs", "diff_vs_baseline", "significant_vs_baseline"), name="summary")
+    if groups is not None:
         check_frame(groups, ("arm", "group", "group_label"), name="groups")
+        letters = True
+    elif letters:
+        groups = summary
     n_arms = max(r["arm"].nunique() for _, r in rows)
     fig, axes = panel_grid(len(rows), len(fracs), width=max(3.3, 0.5 * n_arms + 0.9))
     for r, (row_label, row_df) in enumerate(rows):
@@ -347,14 +214,25 @@ def box_by_cut(df: pd.DataFrame, metric: str = "test_acc", fractions=None, group
             values = {a: panel.loc[panel["arm"] == a, metric].to_numpy(float) for a in order}
             keys = {col: panel[col].iloc[0] for col in row_cols}
             keys["fraction"] = float(fraction)
-            panel_groups = _lookup_groups(groups, keys)
-            found = {row.arm: (int(row.group), str(row.group_label)) for row in panel_groups.itertuples()}
-            _draw_boxes(ax, values, order, found, baseline="baseline", tick_labels=[_short_arm(a) for a in order])
+            tested = _lookup_groups(summary, keys)
+            tested = tested[tested["arm"].isin(order)]
+            verdicts = _verdicts(tested)
+            marks = {arm: HIGHER_MARK if v > 0 else LOWER_MARK for arm, v in verdicts.items()}
+            colors = {arm: HIGHER_COLOR if v > 0 else LOWER_COLOR for arm, v in verdicts.items()}
+            found = {}
+            if letters:
+                panel_groups = _lookup_groups(groups, keys)
+                found = {row.arm: (int(row.group), str(row.group_label)) for row in panel_groups.itertuples()}
+                colors = _colors_by_group(found)
+            _draw_boxes(ax, values, order, colors, marks, {a: label for a, (_, label) in found.items()},
+                        baseline="baseline", tick_labels=[_short_arm(a) for a in order])
             ax.set_xlabel("cut")
             ax.set_ylabel(metric if c == 0 else "")
-            message = _power_text(panel_groups[panel_groups["arm"].isin(order)], alpha)
+            message = (_power_text(panel_groups[panel_groups["arm"].isin(order)], alpha) if letters
+                       else _baseline_power_text(tested, alpha))
             if message:
                 _write_warning(ax, message)
+    _significance_legend(fig, letters)
     return titled(fig, f"{metric} by cut\n{describe_setting(df)}")
 
 
@@ -367,17 +245,48 @@ def _sorted_layers(layers) -> list:
     return layers
 
 
+def _drop_small_subsets(cdf: pd.DataFrame, min_per_class: int | None,
+                        n_classes: int | None) -> tuple[pd.DataFrame, list[float]]:
+    """Rows of subsets with at least ``min_per_class`` images per class (rows whose size cannot be told
+    stay), and the fractions that lost rows."""
+    if min_per_class is None:
+        return cdf, []
+    from functions.analysis.clustering import per_class_size  # torch-heavy: only when clustering is plotted
+
+    size = per_class_size(cdf, n_classes)
+    small = size.notna() & (size < min_per_class)
+    return cdf[~small], sorted(float(f) for f in cdf.loc[small, "fraction"].unique())
+
+
 def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha: float = 0.05,
-                   channel: int | None = -1) -> Figure:
+                   channel: int | None = -1, min_per_class: int | None = 10,
+                   n_classes: int | None = None) -> Figure:
     """Clustering ``metric`` per layer, one panel per fraction, boxes coloured by rank group.
 
     Layers are paired by repeat (each repeat clusters one subset at every layer). ``channel`` picks the
     rows of a ``channel`` column: -1 (default) the whole-layer rows, None every row; with several values
     per (fraction, layer, repeat), e.g. pooled channels, pairing is impossible and boxes are drawn
     uncoloured. One row of panels per dataset/split/method/model when those vary.
+
+    Subsets with fewer than ``min_per_class`` images of some class (default
+    ``functions.analysis.clustering.MIN_PER_CLASS``; None: keep all) are not shown: k images in k clusters
+    score ARI = 1.0 at every layer. The size per class is the rows' ``n_per_class``, else estimated from
+    ``n_samples`` (:func:`functions.analysis.clustering.per_class_size`; ``n_classes`` = k makes the
+    estimate exact); the title names the fractions left out.
     """
     use_style()
     check_frame(cdf, ("fraction", "layer", "repeat", metric), name="cdf")
+    cdf, dropped = _drop_small_subsets(cdf, min_per_class, n_classes)
+    if cdf.empty:
+        raise ValueError(f"cdf: every subset holds fewer than min_per_class = {min_per_class} images of some "
+                         f"class (fractions {dropped}); nothing to plot")
+    if fractions is not None and dropped:
+        wanted = [fractions] if isinstance(fractions, (int, float)) else list(fractions)
+        refused = [f for f in wanted if any(math.isclose(float(f), d) for d in dropped)
+                   and not np.isclose(cdf["fraction"].astype(float), float(f)).any()]
+        if refused:
+            raise ValueError(f"fractions {refused}: fewer than min_per_class = {min_per_class} images per "
+                             "class, not shown")
     if channel is not None and "channel" in cdf.columns and cdf["channel"].notna().any():
         if not (cdf["channel"] == channel).any():
             allowed = sorted(distinct_values(cdf, "channel"))
@@ -414,7 +323,8 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
                 panel_groups = groups[np.isclose(groups["fraction"].astype(float), fraction)]
                 found = {row.arm: (int(row.group), str(row.group_label)) for row in panel_groups.itertuples()}
                 message = _power_text(panel_groups, alpha)
-            _draw_boxes(ax, values, order, found)
+            _draw_boxes(ax, values, order, _colors_by_group(found),
+                        letters={a: label for a, (_, label) in found.items()})
             ax.set_xlabel("layer")
             ax.set_ylabel(metric if c == 0 else "")
             if message:
@@ -422,46 +332,72 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
     extra = [f"{c} {_joined(sorted(map(str, distinct_values(cdf, c))))}"
              for c in ("dataset", "split", "method", "model")
              if c in cdf.columns and c not in row_cols and distinct_values(cdf, c)]
-    return titled(fig, " | ".join([f"clustering {metric} by layer", *extra]))
+    title = " | ".join([f"clustering {metric} by layer", *extra])
+    if dropped:
+        title += f"\nnot shown: {', '.join(map(fraction_label, dropped))} (< {min_per_class} images per class)"
+    return titled(fig, title)
 
 
 # ----------------------------------------------------------------------------- lines over fractions
-def _set_fraction_axis(ax, fractions: Sequence[float]) -> None:
-    ax.set_xscale("log")
-    ax.set_xticks(list(fractions))
-    ax.set_xticklabels([fraction_label(f) for f in fractions])
-    ax.minorticks_off()
-    ax.set_xlabel("fraction of fine-tuning data")
-
-
-def median_lines(df: pd.DataFrame, metric: str = "test_acc") -> Figure:
+def median_lines(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05,
+                 summary: pd.DataFrame | None = None) -> Figure:
     """Median ``metric`` over fractions (log x), one line per arm, min–max band and mean ± std bars.
 
-    One panel per (study, condition).
+    One panel per (study, condition). A cut's marker is filled at the fractions where it differs
+    significantly from the baseline — the tables' test, ``significant_vs_baseline`` of
+    :func:`significance_summary` (``summary``: such a frame computed already) — and hollow elsewhere; the
+    baseline's markers are hollow diamonds. Without a ``repeat`` column nothing can be paired: all hollow.
     """
     use_style()
     check_frame(df, ("fraction", "cut", "arm"))
     check_metric(df, metric)
     rows = setting_rows(df)
+    testable = "repeat" in df.columns and (df["arm"] == "baseline").any()
+    if summary is None and testable:
+        summary = significance_summary(df, metric=metric, alpha=alpha)
+    row_cols = _row_columns(pd.concat([r for _, r in rows], ignore_index=True))
     fig, axes = _panels(len(rows), width=5.2, height=4.2)
     for ax, (row_label, row_df) in zip(axes, rows):
         present = row_df[row_df[metric].notna()]
-        summary = (present.groupby(["arm", "fraction"])[metric]
-                   .agg(["median", "min", "max", "mean", "std"]).reset_index())
-        arms = sort_arms(summary["arm"])
+        spread = (present.groupby(["arm", "fraction"])[metric]
+                  .agg(["median", "min", "max", "mean", "std"]).reset_index())
+        tested = None
+        if summary is not None and len(present):
+            tested = summary
+            for col in row_cols:  # this panel's rows, every fraction
+                if col in summary.columns:
+                    tested = tested[tested[col] == present[col].iloc[0]]
+        arms = sort_arms(spread["arm"])
         colors = _arm_colors(arms)
         for arm in arms:
-            line = summary[summary["arm"] == arm].sort_values("fraction")
-            x = line["fraction"].to_numpy(float)
+            line = spread[spread["arm"] == arm].sort_values("fraction")
+            x, y = line["fraction"].to_numpy(float), line["median"].to_numpy(float)
             style = {"linestyle": "--"} if arm == "baseline" else {}
-            ax.plot(x, line["median"], marker="o", color=colors[arm], label=arm, **style)
+            ax.plot(x, y, color=colors[arm], label=arm, **style)
             ax.fill_between(x, line["min"], line["max"], color=colors[arm], alpha=0.12, linewidth=0)
             ax.errorbar(x, line["mean"], yerr=line["std"].fillna(0), fmt="none", ecolor=colors[arm],
                         alpha=0.6, capsize=2)
-        _set_fraction_axis(ax, sorted(summary["fraction"].unique()))
+            significant = np.zeros(len(x), dtype=bool)
+            if tested is not None and arm != "baseline":
+                arm_rows = tested[tested["arm"] == arm]
+                flags = [arm_rows.loc[np.isclose(arm_rows["fraction"].astype(float), f), "significant_vs_baseline"]
+                         for f in x]
+                significant = np.array([bool(v.iloc[0]) if len(v) and isinstance(v.iloc[0], (bool, np.bool_))
+                                        else False for v in flags])
+            marker = "D" if arm == "baseline" else "o"
+            ax.scatter(x[significant], y[significant], marker=marker, color=colors[arm], zorder=3,
+                       gid=f"significant:{arm}")
+            ax.scatter(x[~significant], y[~significant], marker=marker, facecolor="white",
+                       edgecolor=colors[arm], zorder=3, gid=f"not significant:{arm}")
+        _set_fraction_axis(ax, sorted(spread["fraction"].unique()))
         ax.set_ylabel(f"{metric} (median; band min–max; bars mean ± std)")
         ax.set_title(row_label)
-        ax.legend(fontsize=7, ncol=2)
+        handles, labels = ax.get_legend_handles_labels()
+        handles += [Line2D([], [], marker="o", color="0.3", linestyle=""),
+                    Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="")]
+        labels += ["differs from the baseline", "no significant difference"]
+        ax.legend(handles, labels, fontsize=7, ncol=2,
+                  title=LINE_CAPTION if testable else "no baseline or repeats: no test", title_fontsize=7)
     return titled(fig, f"{metric} over fractions\n{describe_setting(df)}")
 
 

@@ -7,6 +7,10 @@ metric and a plot type; the figure is redrawn on every change.
 Exports of our stores (``original_format/`` folders) are not listed: they hold the same runs as the
 stores. Without a given source it opens on the first MNIST results folder.
 
+Each source is read once and its statistics (the tables' significance against the baseline, drawn on the
+box and line plots) are computed once per selection: switching plot type, or back to a source or selection
+seen before, reuses them; a store that changed on disk (size or modification time) is read again.
+
 It also runs without a notebook front end (set ``explorer.controls[name].value`` and read
 ``explorer.figure``), which is how the tests drive it.
 """
@@ -91,6 +95,17 @@ def _first_source(options: list[tuple[str, str]]) -> str:
     return options[0][1]
 
 
+def _signature(value: str) -> tuple:
+    """What identifies the content of a source on disk: (file, mtime, size) of the files it reads."""
+    path = Path(value)
+    try:
+        files = (sorted(p for pattern in ("*.jsonl", "*.json") for p in path.glob(pattern) if p.is_file())
+                 if path.is_dir() else [path])
+        return tuple((p.name, st.st_mtime_ns, st.st_size) for p in files for st in (p.stat(),))
+    except OSError:
+        return ()
+
+
 # ----------------------------------------------------------------------------- the explorer
 class ResultsExplorer:
     """Dropdowns for source, study, condition, metric and plot type, a fraction multi-select, one figure.
@@ -111,6 +126,9 @@ class ResultsExplorer:
         self.data = pd.DataFrame()
         self._frame: pd.DataFrame | None = None
         self._quiet = False
+        self._frames: dict[tuple, pd.DataFrame] = {}  # (source, signature) → loaded frame
+        self._summaries: dict[tuple, pd.DataFrame] = {}  # (source, signature, selection) → statistics
+        self._version: tuple = ()
         options = self._source_options(path_or_df, root)
         self.output = w.Output()
         self.controls = {
@@ -156,7 +174,15 @@ class ResultsExplorer:
         raise ValueError(f"path_or_df must be a DataFrame, a path or None, got {type(path_or_df).__name__}")
 
     def _read_source(self, value: str) -> pd.DataFrame:
-        return self._frame if value == FRAME else load_results(value)
+        """The source's frame, read once per content (see :func:`_signature`)."""
+        if value == FRAME:
+            self._version = (FRAME,)
+            return self._frame
+        self._version = (value, _signature(value))
+        if self._version not in self._frames:
+            self._frames = {k: v for k, v in self._frames.items() if k[0] != value}  # drop older contents
+            self._frames[self._version] = load_results(value)
+        return self._frames[self._version]
 
     # ------------------------------------------------------------------ option updates
     def _set_options(self, name: str, options, value) -> None:
@@ -174,6 +200,7 @@ class ResultsExplorer:
                 self.error = None
             except ValueError as err:
                 self.data, self.error = pd.DataFrame(), f"could not read {self.controls['source'].label}: {err}"
+                self._version = ()
             studies = sorted(map(str, self.data["study"].dropna().unique())) if "study" in self.data else []
             current = self.controls["study"].value
             self._set_options("study", studies, current if current in studies else (studies[0] if studies else None))
@@ -233,12 +260,22 @@ class ResultsExplorer:
         metric = self.controls["metric"].value
         return rows[rows[metric].notna()] if metric in rows.columns else rows.iloc[:0]
 
+    def _summary(self, rows: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+        """The selection's statistics (:func:`figures.significance_summary`), computed once per selection."""
+        if "repeat" not in rows.columns or not (rows["arm"] == "baseline").any():
+            return None
+        c = self.controls
+        key = (self._version, c["study"].value, c["condition"].value, tuple(sorted(c["fractions"].value)), metric)
+        if key not in self._summaries:
+            self._summaries[key] = figures.significance_summary(rows, metric=metric)
+        return self._summaries[key]
+
     def _draw(self, rows: pd.DataFrame):
         metric, kind = self.controls["metric"].value, self.controls["plot"].value
         if kind == "box":
-            return figures.box_by_cut(rows, metric=metric)
+            return figures.box_by_cut(rows, metric=metric, summary=self._summary(rows, metric))
         if kind == "median lines":
-            return figures.median_lines(rows, metric=metric)
+            return figures.median_lines(rows, metric=metric, summary=self._summary(rows, metric))
         if kind == "diff to baseline":
             return figures.diff_to_baseline(rows, metric=metric, n_boot=self.n_boot)
         if kind == "heatmap":
