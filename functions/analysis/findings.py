@@ -32,8 +32,10 @@ LAYOUT = {
     "cross_domain": ("cross_domain/results",),
     "conditions": ("MNIST/results/conditions",),
     "surgical": ("MNIST/results/conditions", "cross_domain/results/surgical"),
-    "clustering": ("MNIST/results/clustering",),
+    "clustering": ("MNIST/results/clustering", "FashionMNIST/results/clustering",
+                   "cross_domain/results/clustering"),
 }
+CLASSES_FROM = {"MNIST/results/clustering": "mnist", "FashionMNIST/results/clustering": "fashion"}
 MIN_PER_CLASS = getattr(_clustering, "MIN_PER_CLASS", 10)
 FAMILY_VS_BASELINE = ("Wilcoxon signed-rank on repeats paired by `repeat` (same subset); Holm over the "
                       "cut-vs-baseline comparisons of one fraction")
@@ -477,7 +479,7 @@ def clustering_table(cdf: pd.DataFrame, n_classes: int | None, n_boot: int, seed
 
 
 def clustering_section(folder: Path, root: Path, n_classes: int | None, n_boot: int, seed: int) -> Section:
-    section = Section("Where class structure appears: layer-wise clustering")
+    section = Section(f"Where class structure appears: layer-wise clustering ({folder.parent.parent.name})")
     cdf = load_clustering(folder)
     files = sorted({Path(s).name for s in cdf["source"].dropna()})
     section.add(f"Files: `{folder.relative_to(root).as_posix()}/` ({', '.join(files)}) — {len(cdf)} rows; "
@@ -570,7 +572,8 @@ def build_findings(root: str | Path, n_boot: int = 2000, seed: int = 0,
     for rel in layout["clustering"]:
         folder = root / rel
         if folder.is_dir() and any(folder.glob("clustering_*.csv")):
-            sections.append(clustering_section(folder, root, _fine_tune_classes(root, layout), n_boot, seed))
+            k = _fine_tune_classes(root, layout, CLASSES_FROM.get(rel))
+            sections.append(clustering_section(folder, root, k, n_boot, seed))
         else:
             missing.append(f"no clustering results at `{rel}`")
     tail = Section("What could not be computed")
@@ -581,9 +584,9 @@ def build_findings(root: str | Path, n_boot: int = 2000, seed: int = 0,
     return sections
 
 
-def _fine_tune_classes(root: Path, layout: dict) -> int | None:
-    """k of the clustered split: the number of fine-tuning classes of the MNIST store, when it has one."""
-    found, _ = _existing(root, layout["mnist"])
+def _fine_tune_classes(root: Path, layout: dict, key: str | None) -> int | None:
+    """k of a clustered split: the number of fine-tuning classes of the study store ``layout[key]``."""
+    found, _ = _existing(root, layout[key]) if key else ([], [])
     classes = load_results(*found)["finetune_classes"].dropna() if found else []
     return len(classes.iloc[0]) if len(classes) else None
 
