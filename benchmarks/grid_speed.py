@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from functions.engine.conditions import RunSpec
 from functions.engine.config import StudyConfig
 from functions.engine.data import balanced_subset, stable_seed, subset_seed, _stratified_cut
-from functions.engine.networks import CustomCNN, cut, new_model
+from functions.engine.networks import CustomCNN, cut, forward_flops, new_model
 from functions.engine.study import Study, group_for_cache
 from functions.engine.training import Tensors, fit
 from report import emit  # benchmarks/report.py: this script's folder is on sys.path
@@ -46,21 +46,6 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best / 1e9
-
-
-def block_flops(model: CustomCNN) -> tuple[list[float], float]:
-    """Forward FLOPs per sample of every block (conv multiply-adds × 2) and of the head."""
-    x = torch.zeros(1, model.in_channels, model.image_size, model.image_size)
-    flops = []
-    with torch.no_grad():
-        for block in model.blocks:
-            y = block.conv(x)
-            conv = block.conv
-            flops.append(2.0 * y[0].numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1])
-            x = block(x)
-    head = 2.0 * sum(m.in_features * m.out_features for m in model.head.modules()
-                     if isinstance(m, torch.nn.Linear))
-    return flops, head
 
 
 def run_floor_flops(blocks: list[float], head: float, k: int, n_train: int, n_val: int, n_test: int,
@@ -201,7 +186,7 @@ def main() -> None:
     print(f"ours: {len(ours_rows)} runs in {ours_s:.1f} s", flush=True)
 
     # floor from the epochs our runs took
-    blocks, head = block_flops(study.pretrained)
+    *blocks, head = forward_flops(study.pretrained)  # per sample: every block, then the head
     tgt = study.target
     n_val, n_test = len(tgt.y_val), len(tgt.y_test)
     union = len(torch.unique(torch.cat([study.subset(s.fraction, s.repeat) for s in specs])))

@@ -91,3 +91,16 @@ def test_loads_original_state_dict_names():
 def test_cut_out_of_range():
     with pytest.raises(ValueError, match="0..4"):
         cut(model(), 5, 3)
+
+
+def test_forward_flops_per_block_and_head():
+    """FlopCounterMode's count: 2 FLOPs per multiply-add of every conv output and of the head's matmuls."""
+    from functions.engine.networks import forward_flops
+
+    m = model(two_linear_layers=True, hidden_dim_lin=32)
+    flops = forward_flops(m)
+    assert len(flops) == len(m.blocks) + 1
+    sizes = [16, 16, 8, 8]  # output side of each conv ("same" padding; pools after blocks 1 and 3)
+    expected = [2.0 * 6 * s * s * (1 if i == 0 else 6) * 9 for i, s in enumerate(sizes)]
+    assert flops[:-1] == expected
+    assert flops[-1] == 2.0 * (6 * 4 * 4 * 32 + 32 * 5)

@@ -25,7 +25,6 @@ process; :func:`make_executor` gives a :class:`TaskExecutor` (the study's ``Exec
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import hashlib
 import itertools
 import json
@@ -40,16 +39,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
-from torch import nn
 from distributed.diagnostics.plugin import WorkerPlugin
 from tqdm.auto import tqdm
 
 from .cache import PrefixCache, parts_nbytes, worth_caching
 from .conditions import CONDITIONS, SOURCES, Condition, RunSpec
 from .config import StudyConfig
-from .datasets import DATASET_SHAPES
-from .networks import BlockNet, new_model
-from .study import Study
+from .networks import BlockNet, forward_flops, new_model
+from .study import Study, log_run
 
 KINDS = ("dask", "process", "local")
 LOCAL_CLUSTER_NAMES = ("", "local", "local-cluster")
@@ -419,29 +416,6 @@ class StudyContext(WorkerPlugin):
 
 
 # ----------------------------------------------------------------------------- planning tasks
-def forward_flops(study: Study) -> list[float]:
-    """Forward FLOPs per input row of every block of the study's network, then of its head."""
-    model = new_model(study.cfg, len(study.cfg.fine_tune_classes))
-    parts = list(model.blocks) + [model.head]
-    flops = [0.0] * len(parts)
-
-    def count(i, module, inputs, output):
-        if isinstance(module, nn.Conv2d):
-            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-            flops[i] += 2.0 * output.numel() * per_output
-        else:
-            flops[i] += 2.0 * module.in_features * module.out_features
-
-    hooks = [m.register_forward_hook(functools.partial(count, i))
-             for i, part in enumerate(parts) for m in part.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    channels, size, _ = DATASET_SHAPES[study.cfg.source_dataset]
-    with torch.no_grad():
-        model(torch.zeros(1, channels, size, size))
-    for hook in hooks:
-        hook.remove()
-    return flops
-
-
 def run_cost(study: Study, spec: RunSpec, flops: list[float]) -> float:
     """Relative cost of one run: (its training rows × 3 for forward + backward, plus the validation rows
     evaluated every epoch) × the FLOPs per row of what trains: the suffix after the cut when the prefix
@@ -467,7 +441,7 @@ def plan_tasks(study: Study, specs: list[RunSpec],
         raise ValueError(f"repeats_per_task must be an integer >= 1 or None, got {repeats_per_task!r}")
     if not specs:
         return []
-    flops = forward_flops(study)
+    flops = forward_flops(new_model(study.cfg, len(study.cfg.fine_tune_classes)))  # per block, then head
     groups: dict[tuple[str, float, int], list[RunSpec]] = {}
     for s in specs:
         groups.setdefault((s.condition, s.fraction, s.cut), []).append(s)
@@ -572,7 +546,7 @@ def _run_on_pool(study: Study, tasks: list[list[RunSpec]], executor, key: str, b
 
 def _collect(study: Study, futures: dict, finished: Iterable, bar) -> int:
     """Append every finished task's rows to the store; raise at the end if some tasks failed."""
-    stored, failures = 0, []
+    stored, failures, done = 0, [], 0
     try:
         for future in finished:
             batch = futures[future]
@@ -584,6 +558,8 @@ def _collect(study: Study, futures: dict, finished: Iterable, bar) -> int:
                 continue
             for row in rows:
                 stored += study.store.append(row)  # False when the key was stored already (a retried task)
+                done += 1
+                log_run(done, bar.total, row)
             bar.update(len(rows))
             last = rows[-1]
             bar.set_postfix(cond=last["condition"], f=last["fraction"], k=last["cut"],

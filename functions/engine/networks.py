@@ -361,3 +361,27 @@ def model_summary(model: BlockNet) -> "pandas.DataFrame":  # noqa: F821
                  "params": count_parameters(model.head),
                  "trainable": count_parameters(model.head, trainable_only=True)})
     return pd.DataFrame(rows)
+
+
+def forward_flops(model: BlockNet, input_shape: tuple[int, ...] | None = None) -> list[float]:
+    """Forward FLOPs of one input of every block, then of the head: ``[block 0, …, block n-1, head]``.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` on one zero input of ``input_shape``
+    (``(C, H, W)``; default the model's own): convolutions and matrix products at 2 FLOPs per
+    multiply-add; element-wise work (activations, pooling, residual additions, biases) is not counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape = tuple(input_shape) if input_shape is not None else (model.in_channels, model.image_size,
+                                                                model.image_size)
+    flops = []
+    h = torch.zeros(1, *shape)
+    with torch.no_grad():
+        for block in model.blocks:
+            with FlopCounterMode(display=False) as counter:
+                h = block(h)
+            flops.append(float(counter.get_total_flops()))
+        with FlopCounterMode(display=False) as counter:
+            model.forward_from(h, len(model.blocks))
+        flops.append(float(counter.get_total_flops()))
+    return flops

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -31,6 +32,22 @@ from .original_format import EXPORT_DIR
 from .schema import results_row
 from .store import ResultsStore, check_writable
 from .training import FitResult, Tensors, fit, fit_steps
+
+# One INFO line per finished run (and per pretraining): a sign of life for a grid run from a terminal.
+# Nothing is shown unless someone attaches a handler (functions.notebook.log_to_terminal does, in notebooks).
+log = logging.getLogger(__name__)
+
+
+def log_run(done: int, total: int, row: dict[str, Any]) -> None:
+    """Log one finished run: ``MNIST[0-4]->MNIST[5-9] 12/120 FR f=0.01 k=2 r=3 test_acc=0.951 (3.2 s)``."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    protocol = row.get("protocol") or "original"
+    if protocol == "realistic" and row.get("n_val") == 0:
+        protocol = "fixed budget"
+    where = "" if protocol == "original" else f" [{protocol}]"
+    log.info("%s%s %d/%d %s f=%g k=%d r=%d test_acc=%.3f (%.1f s)", row.get("study", "?"), where, done, total,
+             row["condition"], row["fraction"], row["cut"], row["repeat"], row["test_acc"], row.get("seconds", 0.0))
 
 
 class Executor(Protocol):
@@ -124,6 +141,8 @@ def pretrain(cfg: StudyConfig, source: Split | None = None, root: str | Path = "
                   f"{'unknown: ' + info_path.name + ' is missing' if acc is None else format(acc, '.4f')})")
         return model, info
     check_writable(path.parent)  # fail before training, not after, on a read-only folder
+    log.info("pretraining %s on %s %s (%s)", cfg.architecture, cfg.source_dataset, cfg.pre_train_classes,
+             path.name)
     source = source or load_splits(cfg)[0]
     torch.manual_seed(stable_seed("pretrain", cfg.seed))
     model = new_model(cfg, len(cfg.pre_train_classes))
@@ -139,6 +158,8 @@ def pretrain(cfg: StudyConfig, source: Split | None = None, root: str | Path = "
     # The info first: a model file never exists without its info (the model is what marks "done").
     atomic_write_text(info_path, json.dumps(info, indent=2))
     atomic_torch_save(model.state_dict(), path)
+    log.info("pretrained %s: test acc %.4f after %d epochs (%.1f s)", path.name, result.test_acc, result.epochs,
+             result.seconds)
     if verbose:
         print(f"pretrained {path.name}: test acc {result.test_acc:.4f} after {result.epochs} epochs "
               f"({result.seconds:.1f} s)")
@@ -343,9 +364,12 @@ class Study:
     def _run_local(self, todo: list[RunSpec], progress: bool) -> None:
         """Train pending runs here; a run another process has claimed (same store) is left to it."""
         bar = tqdm(total=len(todo), desc=self.cfg.study_name(), disable=not progress)
+        done = 0
         for group in group_for_cache(todo):
             for spec, row in self.iter_group(group, claim=self.store.try_claim):
                 self.store.append(row)
+                done += 1
+                log_run(done, len(todo), row)
                 bar.update()
                 bar.set_postfix(cond=spec.condition, f=spec.fraction, k=spec.cut, acc=f"{row['test_acc']:.3f}")
         bar.close()
