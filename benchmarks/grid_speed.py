@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from functions.engine.conditions import RunSpec
 from functions.engine.config import StudyConfig
-from functions.engine.data import balanced_subset, stable_seed, subset_seed, _stratified_cut
+from functions.engine.data import balanced_subset, stable_seed, subset_seed, stratified_cut
 from functions.engine.networks import CustomCNN, cut, forward_flops, new_model
 from functions.engine.study import Study, group_for_cache
 from functions.engine.training import Tensors, fit
@@ -96,7 +96,7 @@ def naive_run(cfg: StudyConfig, pretrained: CustomCNN, spec: RunSpec, init_seed:
     # subsets found by iterating the dataset item by item (labels through the transform pipeline)
     class_idx = [i for i in range(len(train_ds)) if train_ds[i][1] in relabel]
     y = torch.tensor([relabel[train_ds[i][1]] for i in class_idx])
-    val_pos = _stratified_cut(y, lambda n: int(round(n * cfg.val_split)), stable_seed("val", cfg.generate_dataset_seed))
+    val_pos = stratified_cut(y, lambda n: int(round(n * cfg.val_split)), stable_seed("val", cfg.generate_dataset_seed))
     is_val = torch.zeros(len(y), dtype=torch.bool)
     is_val[val_pos] = True
     train_pos = torch.nonzero(~is_val).flatten()
@@ -171,7 +171,6 @@ def main() -> None:
 
     # ours: the engine, timing each run including its share of the prefix cache work
     ours_rows, per_cut_s = [], {}
-    study.store.rows.clear()
     t_ours = time.perf_counter()
     baseline_specs = [RunSpec("baseline", s.fraction, -1, s.repeat) for s in specs if s.cut == 0]
     for group in group_for_cache(baseline_specs) + group_for_cache([s for s in specs if s.cut > 0]):

@@ -70,6 +70,14 @@ def test_gain_disappearing_under_the_fair_protocol_is_reported():
     assert "does not survive the realistic protocol" in text
 
 
+def test_a_significant_loss_is_called_a_loss():
+    df = synthetic_rows(gains={"original": 0.10, "realistic": -0.05})
+    text = protocols.verdict(protocols.transfer_gains(df, n_boot=200))
+    assert "Significant gain under: original." in text
+    assert "Significant loss under: realistic." in text
+    assert "does not survive the realistic protocol" in text
+
+
 def test_budget_and_wall_time_tables():
     df = synthetic_rows()
     budget = protocols.budget_table(df)

@@ -80,7 +80,7 @@ def test_fixed_budget_keeps_the_last_state(root, digits_config):
 
 def test_protocols_never_share_a_store(root, digits_config):
     variants = [dict(protocol="original"), dict(protocol="steps"), dict(protocol="realistic"),
-                dict(protocol="realistic", subset_val_fraction=0.0), dict(protocol="steps", min_steps=100),
+                dict(protocol="realistic", subset_val_fraction=0.0), dict(protocol="steps", min_steps=40),
                 dict(protocol="original", lr_grid=[1e-3, 3e-3])]
     paths = {Study(digits_config(root, **v), root=root, verbose=False).store_path() for v in variants}
     assert len(paths) == len(variants)

@@ -175,6 +175,18 @@ def test_summarize_joins_everything():
     assert table.loc[table["arm"] == "cut 2", "significant_vs_baseline"].all()
 
 
+def test_summarize_warns_about_the_family_its_checkmark_uses():
+    # 7 repeats, 3 arms against the baseline: best Holm p vs baseline = 3 × 2**-6 = 0.047 (can pass), but
+    # over all 6 pairs = 0.094 (cannot): arms must not carry the all-pairs warning next to a ✓
+    df = make_frame({**SEPARATED, "cut 3": 0.95}, n_repeats=7)
+    table = stats.summarize(df, n_boot=200).set_index("arm")
+    assert table.loc["cut 3", "significant_vs_baseline"]
+    assert table.loc[["cut 1", "cut 2", "cut 3"], "warning"].isna().all()
+    assert "no difference can be significant" in table.loc["baseline", "warning"]  # the rank groups' family
+    few = stats.summarize(make_frame(SEPARATED, n_repeats=5), n_boot=200).set_index("arm")
+    assert few.loc[["cut 1", "cut 2"], "warning"].notna().all()  # 2 × 2**-4 = 0.125: never significant
+
+
 def test_bad_input_is_rejected_clearly():
     df = make_frame(SEPARATED)
     with pytest.raises(ValueError, match="metric"):

@@ -1,395 +1,225 @@
-"""Write the study notebooks of every dataset folder from one set of templates.
+"""Write every committed notebook from its template in ``tools/notebook_templates/``.
 
-The notebooks differ only in their parameters (datasets, class split), so they are generated here rather
-than copied by hand: change a template once, rerun ``python tools/build_notebooks.py``, and every folder
-follows. The generated notebooks are ordinary notebooks: open them, run them, pass ``-p`` to papermill.
-Notebooks that hold rendered results (visualizations) are only rewritten with ``--force``.
+Each template is a Python file in the jupytext "percent" format, so linters and editors see real code:
+
+* ``# %% [markdown]`` starts a markdown cell; its lines are comments (``# text``, ``#`` for a blank line);
+* ``# %%`` starts a code cell, ``# %% tags=["parameters"]`` one with tags (JSON list);
+* in code cells a commented magic (``# %matplotlib inline``) becomes the magic again (jupytext's escape);
+* lines before the first ``# %%`` are notes about the template, not part of the notebook;
+* blank lines between cells separate them and are not part of either cell.
+
+Folder-specific pieces are placeholders that keep the file valid Python: ``{{title}}`` inside markdown
+lines, and a line ``# {{folder_parameters}}`` in the parameters cell, replaced by the folder's lines
+(datasets, class split). ``TARGETS`` below says which notebook each template writes, with which values.
+
+    python tools/build_notebooks.py           write notebooks without outputs; rendered notebooks
+                                              (with outputs) get their sources updated in place, keeping
+                                              the outputs of unchanged cells (re-render them afterwards)
+    python tools/build_notebooks.py --check   exit 1 and list every notebook whose cell types, sources or
+                                              tags differ from its template (outputs, execution counts,
+                                              ids and other metadata are ignored)
+    python tools/build_notebooks.py --force   rewrite rendered notebooks too, dropping their outputs
+    python tools/build_notebooks.py --strip-injected NB.ipynb ...
+                                              drop papermill's injected-parameters cells (after rendering)
 """
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
+import re
+import sys
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 REPO = Path(__file__).resolve().parents[1]
+TEMPLATES = REPO / "tools" / "notebook_templates"
 
-# folder → (title, parameter lines that set the datasets and the class split)
+# ----------------------------------------------------------------------------- what goes where
+# folder → (title, the parameters cell's lines that set the datasets and the class split)
 FOLDERS = {
     "MNIST": ("MNIST digits 0–4 → 5–9", [
-        'source_dataset = "MNIST"', 'target_dataset = "MNIST"',
-        'class_split = "regular"          # MNIST: "regular" (0–4 → 5–9)']),
+        'source_dataset: str = "MNIST"',
+        'target_dataset: str = "MNIST"',
+        'class_split: str = "regular"              # MNIST: "regular" (0–4 → 5–9)']),
     "FashionMNIST": ("FashionMNIST classes [0,1,2,3,4,6,8] → [5,7,9] (regular) or [0,1,2,4,6,7,9] → [3,5,8] (random)", [
-        'source_dataset = "FashionMNIST"', 'target_dataset = "FashionMNIST"',
-        'class_split = "regular"          # "regular" or "random"']),
+        'source_dataset: str = "FashionMNIST"',
+        'target_dataset: str = "FashionMNIST"',
+        'class_split: str = "regular"              # "regular" or "random"']),
     "CIFAR": ("CIFAR-10 classes [0,1,8,9] → [2..7] (regular), the reverse, or [5..9] → [0..3] (random)", [
-        'source_dataset = "CIFAR10"', 'target_dataset = "CIFAR10"',
-        'class_split = "regular"          # "regular", "reverse" or "random"']),
+        'source_dataset: str = "CIFAR10"',
+        'target_dataset: str = "CIFAR10"',
+        'class_split: str = "regular"              # "regular", "reverse" or "random"']),
     "cross_domain": ("MNIST → FashionMNIST (or FashionMNIST → MNIST), all ten classes", [
-        'source_dataset = "MNIST"         # swap the two for FashionMNIST → MNIST',
-        'target_dataset = "FashionMNIST"',
-        'class_split = "all"              # cross-domain: all ten classes on both sides']),
+        'source_dataset: str = "MNIST"             # swap the two for FashionMNIST → MNIST',
+        'target_dataset: str = "FashionMNIST"',
+        'class_split: str = "all"                  # cross-domain: all ten classes on both sides']),
+}
+# the protocol-sensitivity grid of cross_domain runs the other direction by default
+FASHION_TO_MNIST = ("FashionMNIST → MNIST (or MNIST → FashionMNIST), all ten classes", [
+    'source_dataset: str = "FashionMNIST"      # swap the two for MNIST → FashionMNIST',
+    'target_dataset: str = "MNIST"',
+    'class_split: str = "all"                  # cross-domain: all ten classes on both sides'])
+
+
+def _values(title: str, lines: list[str]) -> dict[str, str | list[str]]:
+    return {"title": title, "folder_parameters": lines}
+
+
+PER_FOLDER = ("empirical_experiment", "truncation_experiment", "clustering_experiment", "visualizations")
+
+# template name → {notebook path (relative to the repository): placeholder values}
+TARGETS: dict[str, dict[str, dict]] = {
+    **{name: {f"{folder}/{name}.ipynb": _values(*FOLDERS[folder]) for folder in FOLDERS}
+       for name in PER_FOLDER},
+    "protocol_sensitivity": {"MNIST/protocol_sensitivity.ipynb": _values(*FOLDERS["MNIST"]),
+                             "cross_domain/protocol_sensitivity.ipynb": _values(*FASHION_TO_MNIST)},
+    "example_visualizations": {"example_visualizations.ipynb": {}},
+    "transfer_conditions": {"MNIST/transfer_conditions.ipynb": {}},
+    "compact_model": {"MNIST/compact_model.ipynb": {}},
+    "featuremap_experiment": {"MNIST/featuremap_experiment.ipynb": {}},
+    "architecture_search": {"FashionMNIST/architecture_search.ipynb": {}},
+    "surgical_finetuning": {"cross_domain/surgical_finetuning.ipynb": {}},
 }
 
-IMPORTS = """\
-from functions.analysis.results import summary_table
-from functions.engine.config import profile_from_env
-from functions.engine.study import Study
-from functions.notebook import check_parameters, study_config"""
 
-COMMON_PARAMETERS = """\
-profile = profile_from_env("cpu")  # smoke | cpu | paper; default from $TL_STUDY_PROFILE
-data_root = None                   # None: $TL_STUDY_DATA, else ./data
-results_dir = None                 # None: results/ (smoke runs: results/smoke/)
-percentages = None                 # None: the profile's fractions, e.g. [0.001, 0.01, 0.1]
-cuts = None                        # None: every cut 0..depth
-repeats = None                     # None: the profile's repeats (int or one per fraction)
-device = "cpu"                     # "cpu", "cuda" or "auto"
-seed = 0
-{dataset_lines}
-pre_train_classes = None           # None: from class_split
-fine_tune_classes = None
-{extra}
-scheduler_address = ""             # "" runs here; "local" starts a LocalCluster; or "tcp://host:8786"
-overrides = {{}}                   # any other StudyConfig field, e.g. {{"lr_fine_tune": 3e-4}}
-_declared = set(globals())"""
-
-MAKE_CONFIG = """\
-check_parameters(globals(), _declared)
-cfg = study_config(profile, overrides, data_root=data_root, results_dir=results_dir, percentages=percentages,
-                   cuts=cuts, repeats=repeats, device=device, seed=seed, source_dataset=source_dataset,
-                   target_dataset=target_dataset, class_split=class_split, pre_train_classes=pre_train_classes,
-                   fine_tune_classes=fine_tune_classes{config_extra})
-print(cfg.study_name(), "| condition", cfg.condition, "| profile", cfg.profile)"""
-
-RUN_GRID = """\
-study = Study(cfg)
-pretrained = study.pretrained  # trained once, then loaded from pretrained_models/
-print(f"pretrained test accuracy: {{study.pretrain_info.get('test_acc', float('nan')):.4f}}")
-df = study.run({conditions}, executor=executor_for(scheduler_address))"""
+# ----------------------------------------------------------------------------- the percent format
+class TemplateError(ValueError):
+    """A template that does not follow the percent format, or a placeholder without a value."""
 
 
-def parameters_cell(folder: str, extra: str = "", config_extra: str = ""):
-    source = COMMON_PARAMETERS.format(dataset_lines="\n".join(FOLDERS[folder][1]), extra=extra)
-    cell = new_code_cell(source.replace("\n\n", "\n"))
-    cell.metadata["tags"] = ["parameters"]
-    return cell
+_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
+_HEADER = re.compile(r"^\s*(?:\[(?P<kind>markdown|md)\])?\s*(?:tags=(?P<tags>\[.*\]))?\s*$")
+_MAGIC = re.compile(r"^# ?(%{1,2}(?!%)\w.*)$")  # "# %matplotlib inline" → "%matplotlib inline"
+_PLACEHOLDER_LINE = re.compile(r"^(?P<indent>\s*)# \{\{(?P<name>\w+)\}\}\s*$")
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
-def notebook(cells) -> nbformat.NotebookNode:
+def parse_percent(text: str, origin: str = "<template>") -> list[dict]:
+    """Cells of a percent-format script: ``[{"cell_type", "source", "tags"}, ...]``."""
+    cells: list[dict] = []
+    current: dict | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        marker = _MARKER.match(line)
+        if marker:
+            header = _HEADER.match(marker["rest"])
+            if header is None:
+                raise TemplateError(f"{origin}:{number}: cannot read the cell marker {line!r} "
+                                    '(allowed: "# %%", "# %% [markdown]", \'# %% tags=["parameters"]\')')
+            tags = json.loads(header["tags"]) if header["tags"] else []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise TemplateError(f"{origin}:{number}: tags must be a JSON list of strings")
+            current = {"cell_type": "markdown" if header["kind"] else "code", "lines": [], "tags": tags,
+                       "line": number}
+            cells.append(current)
+        elif current is not None:
+            current["lines"].append(line)
+    out = []
+    for cell in cells:
+        lines = cell["lines"]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        if cell["cell_type"] == "markdown":
+            source = []
+            for offset, line in enumerate(lines, 1):
+                if line.strip() and not line.startswith("#"):
+                    raise TemplateError(f"{origin}:{cell['line'] + offset}: a markdown cell holds comment "
+                                        f"lines only, got {line!r}")
+                source.append(line[2:] if line.startswith("# ") else line[1:])
+        else:
+            source = [_unescape_magic(line) for line in lines]
+        out.append({"cell_type": cell["cell_type"], "source": "\n".join(source), "tags": cell["tags"]})
+    return out
+
+
+def _unescape_magic(line: str) -> str:
+    match = _MAGIC.match(line)
+    return match.group(1) if match else line
+
+
+def substitute(source: str, values: dict, origin: str, cell_type: str = "code") -> str:
+    """Fill the placeholders of one cell: in code, a line ``# {{name}}`` by the value's lines; elsewhere
+    ``{{name}}`` by the value's text."""
+    lines = []
+    for line in source.split("\n"):
+        block = _PLACEHOLDER_LINE.match(line) if cell_type == "code" else None
+        if block:
+            value = _value(values, block["name"], origin)
+            lines.extend(block["indent"] + v for v in ([value] if isinstance(value, str) else value))
+            continue
+        lines.append(_PLACEHOLDER.sub(lambda m: _text_value(values, m.group(1), origin), line))
+    return "\n".join(lines)
+
+
+def _value(values: dict, name: str, origin: str):
+    if name not in values:
+        raise TemplateError(f"{origin}: no value for the placeholder {{{{{name}}}}}; given: {sorted(values)}")
+    return values[name]
+
+
+def _text_value(values: dict, name: str, origin: str) -> str:
+    value = _value(values, name, origin)
+    if not isinstance(value, str):
+        raise TemplateError(f"{origin}: {{{{{name}}}}} holds lines: put it on a line of its own ('# {{{{{name}}}}}')")
+    return value
+
+
+def template_path(name: str) -> Path:
+    return TEMPLATES / f"{name}.py"
+
+
+def build(name: str, values: dict) -> nbformat.NotebookNode:
+    """The notebook a template generates with the given placeholder values."""
+    path = template_path(name)
+    origin = str(path.relative_to(REPO))
+    cells = []
+    for i, cell in enumerate(parse_percent(path.read_text(encoding="utf-8"), origin)):
+        source = substitute(cell["source"], values, origin, cell["cell_type"])
+        new = new_markdown_cell(source) if cell["cell_type"] == "markdown" else new_code_cell(source)
+        if cell["tags"]:
+            new.metadata["tags"] = list(cell["tags"])
+        new.id = f"cell-{i:02d}"  # stable ids: rebuilding an unchanged notebook leaves git diff empty
+        cells.append(new)
     nb = new_notebook(cells=cells)
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"cell-{i:02d}"  # stable ids: rebuilding an unchanged notebook leaves git diff empty
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
 
-def empirical(folder: str) -> nbformat.NotebookNode:
-    title = FOLDERS[folder][0]
-    return notebook([
-        new_markdown_cell(
-            f"# Layer-wise transfer: {title}\n\n"
-            "**Question.** How much does keeping the first *k* pretrained conv blocks help when fine-tuning on "
-            "new classes with little data, compared with training from scratch on the same subsets?\n\n"
-            "A CNN is pretrained on the first class group; for each cut *k* the blocks `[0, k)` are kept "
-            "(frozen when `freeze`), the blocks after the cut are re-initialised (`reinit`) or kept, the head "
-            "is new. Every fraction × repeat uses one balanced subset shared by all cuts and the baseline "
-            "(cut −1), so comparisons are paired. `freeze`/`reinit` select the condition: FR (default), F, "
-            "UR, U. Results are appended run by run to `results/*.jsonl`: rerun the notebook to resume."),
-        new_code_cell(IMPORTS + "\nfrom functions.notebook import executor_for"),
-        parameters_cell(folder, extra="freeze = True                      # keep transferred blocks frozen\n"
-                                      "reinit = True                      # re-initialise blocks after the cut"),
-        new_code_cell(MAKE_CONFIG.format(config_extra=", freeze=freeze, reinit=reinit")),
-        new_code_cell(RUN_GRID.format(conditions='("baseline", cfg.condition)')),
-        new_markdown_cell("Median test accuracy per fraction (rows) and arm (columns); the baseline is "
-                          "training from scratch on the same subset."),
-        new_code_cell("summary_table(df).round(4)"),
-        new_code_cell("paths = study.export_original()  # original_format/: baselines_*.json, cuts_*.json\n"
-                      "print(study.store.path, *paths, sep='\\n')"),
-    ])
+def targets() -> list[tuple[str, Path, dict]]:
+    """(template name, notebook path, placeholder values) of every generated notebook."""
+    return [(name, REPO / rel, values) for name, paths in TARGETS.items() for rel, values in paths.items()]
 
 
-def truncation(folder: str) -> nbformat.NotebookNode:
-    title = FOLDERS[folder][0]
-    return notebook([
-        new_markdown_cell(
-            f"# Truncation vs re-initialisation: {title}\n\n"
-            "**Question.** Are the blocks after the cut worth having at all? Truncation (FT) removes them and "
-            "puts the new head directly on the frozen block *k − 1*; FR keeps the same number of blocks but "
-            "re-initialises and retrains them. Both run on the same paired subsets as the baseline."),
-        new_code_cell(IMPORTS + "\nfrom functions.notebook import executor_for\nfrom functions.analysis import stats"),
-        parameters_cell(folder),
-        new_code_cell(MAKE_CONFIG.format(config_extra="")),
-        new_code_cell(RUN_GRID.format(conditions='("baseline", "FR", "FT")')),
-        new_markdown_cell("Median test accuracy: truncated (FT) and re-initialised (FR) side by side."),
-        new_code_cell("df['arm'] = [a if c == 'baseline' else f'{c} k={k}' for a, c, k in "
-                      "zip(df['arm'], df['condition'], df['cut'])]\n"
-                      "summary_table(df).round(4).T"),
-        new_markdown_cell("Paired Wilcoxon tests of FT against FR at the same cut (Holm-corrected within "
-                          "each fraction)."),
-        new_code_cell("tests = stats.paired_tests(df, by=('fraction',))\n"
-                      "same_cut = tests['arm_a'].str.split('=').str[-1] == tests['arm_b'].str.split('=').str[-1]\n"
-                      "tests[same_cut & tests['arm_a'].str.startswith(('FR', 'FT'))]"
-                      "[['fraction', 'arm_a', 'arm_b', 'n_pairs', 'median_diff', 'p_holm', 'significant', "
-                      "'warning']].round(4)"),
-        new_code_cell("for condition in ('FR', 'FT'):\n"
-                      "    print(*study.export_original(condition=condition), sep='\\n')"),
-    ])
+# ----------------------------------------------------------------------------- comparing and writing
+def cell_key(cell) -> tuple[str, str, tuple[str, ...]]:
+    """What --check compares: type, source and tags (not outputs, counts, ids or other metadata)."""
+    return cell.cell_type, cell.source, tuple(cell.get("metadata", {}).get("tags", []))
 
 
-def clustering(folder: str) -> nbformat.NotebookNode:
-    title = FOLDERS[folder][0]
-    return notebook([
-        new_markdown_cell(
-            f"# Where does class structure appear? Layer-wise clustering: {title}\n\n"
-            "**Question.** At which block do the activations of the *fine-tuning* classes separate into "
-            "clusters — before any fine-tuning (pretrained network) and after fine-tuning the whole network? "
-            "Each block's activations (global average pooled) are clustered with agglomerative (cosine, "
-            "average linkage) and k-means clustering, k = number of classes, over fractions × repeats of the "
-            "test split; metrics: ARI, Hungarian-matched accuracy, pairwise precision/recall. Beyond the "
-            "original study: a linear probe per layer, and linear CKA between the pretrained and the "
-            "fine-tuned network."),
-        new_code_cell(IMPORTS + "\nfrom functions.analysis import clustering, figures\n"
-                      "from functions.engine.conditions import RunSpec\nimport pandas as pd"),
-        parameters_cell(folder, extra=(
-            "cluster_fractions = None           # None: the profile's fractions (of the test split)\n"
-            "cluster_repeats = 3\n"
-            "methods = [\"agglomerative\", \"kmeans\"]\n"
-            "per_channel = False                # also cluster each channel's maps (slow on big models)\n"
-            "max_samples = 2000                 # cap on clustered images per subset (agglomerative is O(n²))\n"
-            "finetune_fraction = 0.1            # data used to fine-tune the whole network for comparison")),
-        new_code_cell(MAKE_CONFIG.format(config_extra="")),
-        new_code_cell("study = Study(cfg)\npretrained = study.pretrained\n"
-                      "# fine-tune the whole pretrained network (condition U at cut = depth) on one subset\n"
-                      "spec = RunSpec(\"U\", finetune_fraction, cfg.depth, 0)\n"
-                      "finetuned, result = study.train(spec)\n"
-                      "print(f\"fine-tuned test accuracy: {result['test_acc']:.4f}\")"),
-        new_code_cell("x, y = study.target.x_test, study.target.y_test\n"
-                      "fractions = cluster_fractions or cfg.percentages\n"
-                      "frames = []\n"
-                      "for name, net in ((\"pretrained\", pretrained), (\"finetuned\", finetuned)):\n"
-                      "    part = clustering.cluster_study(net, x, y, fractions, cluster_repeats, methods=methods,\n"
-                      "                                    per_channel=per_channel, seed=cfg.seed, max_samples=max_samples,\n"
-                      "                                    dataset=cfg.target_dataset, split=\"test\")\n"
-                      "    frames.append(part.assign(model=name))\n"
-                      "cdf = pd.concat(frames, ignore_index=True)\n"
-                      "cdf.groupby([\"model\", \"method\", \"layer\"], sort=False)[[\"ari\", \"accuracy\"]].median().round(3)"),
-        new_code_cell("figures.use_style()\n"
-                      "fig = figures.box_clustering(cdf[(cdf.model == \"pretrained\") & (cdf.method == \"agglomerative\")], metric=\"ari\")"),
-        new_markdown_cell("Linear probe accuracy per layer (held-out 30 %) and CKA similarity of each layer "
-                          "before vs after fine-tuning."),
-        new_code_cell("probes = pd.concat([clustering.probe_study(net, x, y, seed=cfg.seed).assign(model=name)\n"
-                      "                    for name, net in ((\"pretrained\", pretrained), (\"finetuned\", finetuned))])\n"
-                      "cka = clustering.cka_by_layer(pretrained, finetuned, x[:max_samples])\n"
-                      "probes.pivot(index=\"layer\", columns=\"model\", values=\"accuracy\").join(cka.set_index(\"layer\")).round(3)"),
-        new_code_cell("import os\nout = os.path.join(cfg.results_dir, \"clustering\")\nos.makedirs(out, exist_ok=True)\n"
-                      "cdf.to_csv(os.path.join(out, f\"clustering_{cfg.target_dataset}.csv\"), index=False)\n"
-                      "probes.to_csv(os.path.join(out, f\"probes_{cfg.target_dataset}.csv\"), index=False)\n"
-                      "cka.to_csv(os.path.join(out, f\"cka_{cfg.target_dataset}.csv\"), index=False)\nprint(out)"),
-    ])
-
-
-VIS_IMPORTS = """\
-import glob
-import os
-
-import torch
-
-from functions.analysis import diagnostics, figures, stats
-from functions.analysis.results import load_results, with_settings
-from functions.analysis.tables import to_latex, to_markdown
-from functions.engine.config import StudyConfig, profile_from_env
-from functions.engine.networks import load_state, new_model
-from functions.notebook import check_parameters, default_results_dir"""
-
-
-def visualizations(folder: str) -> nbformat.NotebookNode:
-    title = FOLDERS[folder][0]
-    return notebook([
-        new_markdown_cell(
-            f"# Results: {title}\n\n"
-            "Every figure of this folder's results, with the statistics behind them: paired Wilcoxon tests "
-            "between all arms (cuts and baseline) within each fraction, paired by repeat, Holm-corrected; rank "
-            "groups (arms that do not differ significantly share a letter); bootstrap 95 % CIs of medians; the "
-            "median paired difference to the baseline, its p-value Holm-corrected over the cut-vs-baseline "
-            "comparisons of that fraction. Rerun after adding results: the tables and figures follow."),
-        new_code_cell(VIS_IMPORTS),
-        _vis_parameters(),
-        new_code_cell("check_parameters(globals(), _declared)\n"
-                      "results_dir = results_dir or default_results_dir(profile)\n"
-                      "figures_dir = figures_dir or os.path.join(results_dir, \"figures\")\n"
-                      "if not glob.glob(os.path.join(results_dir, \"*.json*\")):\n"
-                      "    raise FileNotFoundError(f\"no results in {results_dir!r}: run empirical_experiment.ipynb \"\n"
-                      "                            f\"(and truncation_experiment.ipynb) with profile={profile!r} first\")\n"
-                      "df = load_results(results_dir)  # the stores (exports in original_format/ are not read)\n"
-                      "if condition:\n"
-                      "    df = df[df.condition.isin([\"baseline\", condition])]\n"
-                      "print(len(df), \"runs;\", \", \".join(sorted(df.study.unique())), \"; conditions:\", sorted(df.condition.unique()))"),
-        new_markdown_cell("## Statistics per fraction\nMedian test accuracy with bootstrap CI, rank group, and "
-                          "the paired difference to the baseline (Holm-corrected p). A warning column says when "
-                          "the number of paired repeats makes significance impossible."),
-        new_code_cell("# Each condition gets its own copy of the baseline (a 'setting'): FR and truncation share one\n"
-                      "# baseline, and their 'cut 2' rows must not be paired with each other.\n"
-                      "summary = stats.summarize(with_settings(df), metric=metric, alpha=alpha,\n"
-                      "                          by=(\"study\", \"setting\", \"fraction\"), seed=0)\nsummary.round(4)"),
-        new_code_cell("figures.use_style()\nfig = figures.box_by_cut(df, metric=metric)\n"
-                      "figures.save_figure(fig, os.path.join(figures_dir, \"box_by_cut\"))"),
-        new_code_cell("fig = figures.median_lines(df, metric=metric)\n"
-                      "figures.save_figure(fig, os.path.join(figures_dir, \"median_lines\"))"),
-        new_code_cell("fig = figures.diff_to_baseline(df, metric=metric)\n"
-                      "figures.save_figure(fig, os.path.join(figures_dir, \"diff_to_baseline\"))"),
-        new_code_cell("fig = figures.heatmap(df, metric=metric)\n"
-                      "figures.save_figure(fig, os.path.join(figures_dir, \"heatmap\"))"),
-        new_code_cell("fig = figures.surface3d(df, metric=metric)\n"
-                      "figures.save_figure(fig, os.path.join(figures_dir, \"surface3d\"))"),
-        new_markdown_cell("## The pretrained network\nEffective rank of each layer's weights, its learning "
-                          "curves, and its per-class accuracy and mistakes on the pretraining classes' test split."),
-        new_code_cell("pretrained_dir = pretrained_dir or os.path.join(results_dir, \"pretrained_models\") "
-                      "if profile == \"smoke\" else (pretrained_dir or \"pretrained_models\")\n"
-                      "info_files = sorted(glob.glob(os.path.join(pretrained_dir, \"*.json\")), key=os.path.getmtime)\n"
-                      "print(len(info_files), \"pretrained models in\", pretrained_dir)"),
-        new_code_cell("from functions.engine.study import load_splits\n"
-                      "from functions.engine.training import predict\n"
-                      "import json\n"
-                      "if info_files:\n"
-                      "    info = json.loads(open(info_files[-1]).read())\n"
-                      "    pcfg = StudyConfig.from_dict(info[\"config\"]).replace(data_root=data_root)\n"
-                      "    model = new_model(pcfg, len(pcfg.pre_train_classes))\n"
-                      "    load_state(model, torch.load(info_files[-1].replace(\".json\", \".pth\"), weights_only=True))\n"
-                      "    diagnostics.effective_rank(model)\n"
-                      "    diagnostics.learning_curves({\"pretraining\": info[\"history\"]})\n"
-                      "    source, _ = load_splits(pcfg)\n"
-                      "    pred = predict(model, source.x_test)\n"
-                      "    diagnostics.per_class_accuracy_figure(source.y_test, pred, source.class_names)\n"
-                      "    diagnostics.misclassified_grid(source.x_test, source.y_test, pred, source.class_names)"),
-        new_markdown_cell("## Tables for the paper\nMedian test accuracy ± bootstrap CI with rank-group "
-                          "letters, as LaTeX and Markdown (also written next to the figures)."),
-        new_code_cell("md = to_markdown(summary)\ntex = to_latex(summary)\n"
-                      "os.makedirs(figures_dir, exist_ok=True)\n"
-                      "open(os.path.join(figures_dir, \"summary.md\"), \"w\").write(md)\n"
-                      "open(os.path.join(figures_dir, \"summary.tex\"), \"w\").write(tex)\n"
-                      "print(md)"),
-    ])
-
-
-def _vis_parameters():
-    cell = new_code_cell(
-        "profile = profile_from_env(\"cpu\")  # smoke reads results/smoke/ (written by the smoke runs)\n"
-        "results_dir = None                 # None: results/ (smoke: results/smoke/)\n"
-        "pretrained_dir = None              # None: pretrained_models/ next to the notebook\n"
-        "data_root = None                   # for the per-class plots; None: $TL_STUDY_DATA, else ./data\n"
-        "condition = None                   # None: every condition found; e.g. \"FR\"\n"
-        "metric = \"test_acc\"\n"
-        "alpha = 0.05\n"
-        "figures_dir = None                 # None: <results_dir>/figures\n"
-        "_declared = set(globals())")
-    cell.metadata["tags"] = ["parameters"]
-    return cell
-
-
-EXAMPLE_PARAMETERS = """\
-profile = profile_from_env("cpu")  # cpu: the results shipped in the repository; smoke: the results/…/smoke/
-                                   # folders that smoke runs of the other notebooks write (what nbval runs)
-data_root = None                   # for the per-class plots; None: $TL_STUDY_DATA, else ./data
-metric = "test_acc"
-_declared = set(globals())"""
-
-EXAMPLE_PATHS = """\
-check_parameters(globals(), _declared)
-def where(path):  # a shipped results folder, or its smoke/ twin
-    return default_results_dir(profile, path)
-mnist_results = where("MNIST/results")                      # baseline + FR + FT (truncation)
-other_results = [where("FashionMNIST/results"), where("cross_domain/results")]
-conditions_results = where("MNIST/results/conditions")      # AnB/AnB+/BnB/BnB+, surgical, strategies
-surgical_results = [conditions_results, where("cross_domain/results/surgical")]
-clustering_results = os.path.join(mnist_results, "clustering")
-pretrained_dir = os.path.join(mnist_results, "pretrained_models") if profile == "smoke" else "MNIST/pretrained_models"
-df = load_results(mnist_results)
-print(len(df), "runs:", df.groupby("condition").size().to_dict())"""
-
-
-def example() -> nbformat.NotebookNode:
-    """The top-level tour: every plot type, drawn from results shipped in the repository."""
-    cell = new_code_cell(EXAMPLE_PARAMETERS)
-    cell.metadata["tags"] = ["parameters"]
-    return notebook([
-        new_markdown_cell(
-            "# Example visualisations\n\n"
-            "A tour of every plot this repository draws, from the results shipped in it (the `cpu` profile on "
-            "real MNIST/FashionMNIST; see the README for how they were made and how long they took). Nothing "
-            "is trained here: run it top to bottom in a minute. The last cell is an interactive explorer "
-            "over every results folder it finds."),
-        new_code_cell("import glob\nimport json\nimport os\n\nimport pandas as pd\nimport torch\n"
-                      "from IPython.display import Markdown, display\n\n"
-                      "from functions.analysis import diagnostics, figures, stats, transfer_conditions\n"
-                      "from functions.analysis.results import load_results, with_settings\n"
-                      "from functions.analysis.tables import to_markdown\n"
-                      "from functions.analysis.widgets import ResultsExplorer\n"
-                      "from functions.engine.conditions import STRATEGIES, YOSINSKI\n"
-                      "from functions.engine.config import StudyConfig, profile_from_env\n"
-                      "from functions.engine.networks import load_state, new_model\n"
-                      "from functions.engine.study import load_splits\n"
-                      "from functions.engine.training import predict\n"
-                      "from functions.notebook import check_parameters, default_results_dir\n\n"
-                      "figures.use_style()"),
-        cell,
-        new_code_cell(EXAMPLE_PATHS),
-        new_markdown_cell("## 1. One study, every view\nMNIST digits 0–4 → 5–9. Statistics: paired Wilcoxon "
-                          "tests within each fraction (pairs = repeats, which share one subset and one "
-                          "initialisation), Holm-corrected; arms sharing a letter do not differ; CIs are "
-                          "bootstrap 95 % intervals of the median."),
-        new_code_cell("summary = stats.summarize(with_settings(df), metric=metric, by=(\"study\", \"setting\", \"fraction\"), seed=0)\n"
-                      "display(Markdown(to_markdown(summary)))"),
-        new_code_cell("figures.box_by_cut(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
-        new_code_cell("figures.median_lines(df, metric=metric);"),
-        new_code_cell("figures.diff_to_baseline(df, metric=metric);"),
-        new_code_cell("figures.heatmap(df, metric=metric, relative=True);"),
-        new_code_cell("figures.surface3d(df[df.condition.isin([\"baseline\", \"FR\"])], metric=metric);"),
-        new_markdown_cell("## 2. Across datasets\nThe same FR grid for a class split of FashionMNIST and for "
-                          "both cross-domain directions."),
-        new_code_cell("others = [load_results(p) for p in other_results\n"
-                      "          if glob.glob(os.path.join(p, \"*.jsonl\"))]\n"
-                      "every = pd.concat([df[df.condition != \"FT\"], *others], ignore_index=True)\n"
-                      "figures.median_lines(every, metric=metric);"),
-        new_markdown_cell("## 3. Transfer conditions (Yosinski et al. 2014 for this CNN)\nAnB: A's first *k* "
-                          "blocks frozen; AnB+: fine-tuned; BnB/BnB+: the same from a network pretrained on B "
-                          "itself (the self-transfer control). Cut 0 is training from scratch."),
-        new_code_cell("dfc = load_results(conditions_results)\n"
-                      "yos = dfc[dfc.condition.isin([\"baseline\", *YOSINSKI])]\n"
-                      "transfer_conditions.yosinski_plot(transfer_conditions.with_baseline_at_cut0(yos), metric=metric);"),
-        new_code_cell("surgical = pd.concat([transfer_conditions.surgical_summary(load_results(p))\n"
-                      "                      for p in surgical_results if os.path.isdir(p)], ignore_index=True)\n"
-                      "transfer_conditions.surgical_plot(surgical);"),
-        new_code_cell("strategies = dfc[dfc.condition.isin(STRATEGIES)]\n"
-                      "curve_fraction = sorted(strategies.fraction.unique())[0]\n"
-                      "diagnostics.learning_curves(transfer_conditions.curves_at(strategies, curve_fraction));"),
-        new_markdown_cell("## 4. Where class structure appears\nClustering of each block's activations of the "
-                          "fine-tuning classes (agglomerative, k = number of classes), pretrained network."),
-        new_code_cell("cdf = pd.concat([pd.read_csv(p) for p in glob.glob(os.path.join(clustering_results, \"clustering_*.csv\"))])\n"
-                      "pre = cdf[(cdf.model == \"pretrained\") & (cdf.method == \"agglomerative\")]\n"
-                      "figures.box_clustering(pre, metric=\"ari\");"),
-        new_markdown_cell("## 5. The pretrained network\nEffective rank of each layer's weights, learning curves, "
-                          "per-class accuracy and the mistakes it makes on the pretraining classes' test split."),
-        new_code_cell("info_path = sorted(glob.glob(os.path.join(pretrained_dir, \"*.json\")))[0]\n"
-                      "info = json.load(open(info_path))\n"
-                      "pcfg = StudyConfig.from_dict(info[\"config\"]).replace(data_root=data_root)\n"
-                      "model = new_model(pcfg, len(pcfg.pre_train_classes))\n"
-                      "load_state(model, torch.load(info_path.replace(\".json\", \".pth\"), weights_only=True))\n"
-                      "diagnostics.effective_rank(model)\n"
-                      "diagnostics.learning_curves({\"pretraining\": info[\"history\"]});"),
-        new_code_cell("source, _ = load_splits(pcfg)\npred = predict(model, source.x_test)\n"
-                      "diagnostics.per_class_accuracy_figure(source.y_test, pred, source.class_names)\n"
-                      "diagnostics.misclassified_grid(source.x_test, source.y_test, pred, source.class_names);"),
-        new_markdown_cell("## 6. Explore\nPick any results folder of the repository, a study, a condition, "
-                          "fractions, a metric and a plot type (needs a live kernel)."),
-        new_code_cell("explorer = ResultsExplorer(root=\".\")\nexplorer.widget"),
-    ])
-
-
-BUILDERS = {"empirical_experiment": empirical, "truncation_experiment": truncation,
-            "clustering_experiment": clustering, "visualizations": visualizations}
+def differences(expected: nbformat.NotebookNode, path: Path) -> list[str]:
+    """Human-readable differences between a committed notebook and what its template generates."""
+    if not path.exists():
+        return ["missing"]
+    actual = nbformat.read(path, as_version=4)
+    want, have = [cell_key(c) for c in expected.cells], [cell_key(c) for c in actual.cells]
+    notes = []
+    for op, a0, a1, b0, b1 in difflib.SequenceMatcher(a=have, b=want, autojunk=False).get_opcodes():
+        if op == "replace" and a1 - a0 == b1 - b0:
+            for i, j in zip(range(a0, a1), range(b0, b1)):
+                what = [field for field, x, y in zip(("type", "source", "tags"), have[i], want[j]) if x != y]
+                verb = "differs" if len(what) == 1 else "differ"
+                notes.append(f"cell {i}: {' and '.join(what)} {verb} from template cell {j}")
+        elif op in ("replace", "delete"):
+            notes.append(f"cells {a0}–{a1 - 1} differ from the template" + (
+                f" (template cells {b0}–{b1 - 1})" if b1 > b0 else " (not in the template)"))
+        elif op == "insert":
+            notes.append(f"template cells {b0}–{b1 - 1} are missing before cell {a0}")
+    return notes
 
 
 def rendered(path: Path) -> bool:
@@ -400,25 +230,105 @@ def rendered(path: Path) -> bool:
     return any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
 
 
-def write(nb: nbformat.NotebookNode, path: Path, force: bool) -> None:
-    """Write a generated notebook unless that would erase rendered outputs (then only with --force)."""
-    if rendered(path) and not force:
-        print("kept", path.relative_to(REPO), "(has rendered outputs; --force rewrites it)")
+def synced(expected: nbformat.NotebookNode, path: Path) -> tuple[nbformat.NotebookNode, int]:
+    """The committed notebook with the template's cells, keeping what outputs it can: an unchanged cell keeps
+    its outputs and id; among changed cells, each keeps the outputs of the committed cell of the same type at
+    the same place (now possibly stale); other cells come without outputs; papermill's injected-parameters
+    cells are dropped. Returns (notebook, number of kept cells whose source changed and that have outputs)."""
+    actual = nbformat.read(path, as_version=4)
+    old = [c for c in actual.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    have, want = [cell_key(c) for c in old], [cell_key(c) for c in expected.cells]
+    partner: dict[int, int] = {}  # template cell → committed cell whose outputs it keeps
+    for op, a0, a1, b0, b1 in difflib.SequenceMatcher(a=have, b=want, autojunk=False).get_opcodes():
+        if op == "equal":
+            partner.update(zip(range(b0, b1), range(a0, a1)))
+        elif op == "replace":
+            types = difflib.SequenceMatcher(a=[have[i][0] for i in range(a0, a1)],
+                                            b=[want[j][0] for j in range(b0, b1)], autojunk=False)
+            for block in types.get_matching_blocks():
+                partner.update((b0 + block.b + n, a0 + block.a + n) for n in range(block.size))
+    cells, stale, ids = [], 0, {c.get("id") for c in old}
+    for j, new in enumerate(expected.cells):
+        if j in partner:
+            cell = old[partner[j]]
+            stale += cell_key(cell) != want[j] and bool(cell.get("outputs"))
+            cell.source = new.source
+            tags = new.metadata.get("tags")
+            if tags:
+                cell.metadata["tags"] = list(tags)
+            else:
+                cell.metadata.pop("tags", None)
+        else:
+            cell = new
+            if cell.id in ids:
+                cell.id = f"{cell.id}-{len(ids)}"
+        ids.add(cell.id)
+        cells.append(cell)
+    actual.cells = cells
+    return actual, stale
+
+
+def write(expected: nbformat.NotebookNode, path: Path, force: bool) -> None:
+    """Write a generated notebook; a rendered one keeps its outputs (its sources are updated in place)."""
+    label = path.relative_to(REPO)
+    if not differences(expected, path):
         return
     path.parent.mkdir(exist_ok=True)
-    nbformat.write(nb, path)
-    print("wrote", path.relative_to(REPO))
+    if rendered(path) and not force:
+        nb, stale = synced(expected, path)
+        nbformat.write(nb, path)
+        print(f"updated {label} in place, outputs kept" +
+              (f" ({stale} changed cells show old outputs: re-render it)" if stale else ""))
+        return
+    nbformat.write(expected, path)
+    print("wrote", label)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def check() -> int:
+    """Print every notebook that differs from its template; the number of such notebooks."""
+    bad = 0
+    for name, path, values in targets():
+        notes = differences(build(name, values), path)
+        if notes:
+            bad += 1
+            print(f"{path.relative_to(REPO)} differs from tools/notebook_templates/{name}.py:", file=sys.stderr)
+            for note in notes:
+                print(f"    {note}", file=sys.stderr)
+    if bad:
+        print(f"{bad} notebook(s) differ from their templates: run python tools/build_notebooks.py",
+              file=sys.stderr)
+    return bad
+
+
+def strip_injected(path: Path) -> int:
+    """Drop papermill's ``injected-parameters`` cells from a rendered notebook (in place); how many."""
+    nb = nbformat.read(path, as_version=4)
+    kept = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    dropped = len(nb.cells) - len(kept)
+    if dropped:
+        nb.cells = kept
+        nbformat.write(nb, path)
+    return dropped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when a notebook differs")
     parser.add_argument("--force", action="store_true", help="also rewrite notebooks with rendered results")
-    args = parser.parse_args()
-    for folder in FOLDERS:
-        for name, build in BUILDERS.items():
-            write(build(folder), REPO / folder / f"{name}.ipynb", args.force)
-    write(example(), REPO / "example_visualizations.ipynb", args.force)
+    parser.add_argument("--strip-injected", nargs="+", metavar="NOTEBOOK", type=Path,
+                        help="only drop papermill's injected-parameters cells from these notebooks, in place "
+                             "(a rendered copy must not override the defaults when opened in JupyterLab)")
+    args = parser.parse_args(argv)
+    if args.strip_injected:
+        for path in args.strip_injected:
+            print(f"{path}: {strip_injected(path)} injected-parameters cell(s) dropped")
+        return 0
+    if args.check:
+        return 1 if check() else 0
+    for name, path, values in targets():
+        write(build(name, values), path, args.force)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

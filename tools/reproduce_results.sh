@@ -3,9 +3,10 @@
 #
 #   TL_STUDY_DATA=/path/to/data tools/reproduce_results.sh [step ...]
 #
-# Steps (default: all, in this order): mnist fmnist cross_mf cross_fm conditions surgical clustering
-# benchmark render. `render` re-executes the visualizations notebooks and example_visualizations.ipynb in
-# place from the results (no training), so they are committed with their outputs.
+# Steps (default: all, in this order): mnist fmnist cross_mf cross_fm conditions surgical clustering protocols
+# benchmark render. `render` re-executes the visualizations notebooks and example_visualizations.ipynb from
+# the results (no training) and puts them back in place without papermill's injected-parameters cell (it would
+# override the notebook's defaults in JupyterLab), so they are committed with their outputs.
 # Each step runs one notebook with papermill from its folder; results are appended run by run to the
 # folder's results/, so an interrupted step resumes where it stopped when run again. Executed copies go to
 # *.out.ipynb (git-ignored); wall times are appended to results_timings.tsv at the repository root.
@@ -29,6 +30,16 @@ run() {  # run NAME FOLDER NOTEBOOK [papermill args...]
     echo "== $name done in $((end - start)) s"
 }
 
+render() {  # render FOLDER NOTEBOOK: execute it from the results into a copy, then replace the notebook by
+    # the copy without papermill's injected-parameters cell (it would override the defaults in JupyterLab);
+    # a failed render leaves the committed notebook as it was
+    local folder=$1 notebook=$2
+    local copy="$folder/${notebook%.ipynb}.render.out.ipynb"
+    papermill "$folder/$notebook" "$copy" --cwd "$folder"
+    python tools/build_notebooks.py --strip-injected "$copy"
+    mv "$copy" "$folder/$notebook"
+}
+
 step() {
     case $1 in
         mnist)      run mnist MNIST truncation_experiment.ipynb ;;  # baseline + FR + FT on the same subsets
@@ -46,6 +57,14 @@ step() {
         surgical)   run surgical cross_domain surgical_finetuning.ipynb -y "percentages: [0.01, 0.1]" \
                         -y "repeats: [8, 2]" -y 'overrides: {"train_limit": 12000}' ;;
         clustering) run clustering MNIST clustering_experiment.ipynb ;;
+        # the same grid under the original, steps, realistic and fixed-budget protocols (README, "Protocols"):
+        # MNIST 0-4 -> 5-9 and FashionMNIST -> MNIST, 16/16/8 repeats at 0.1/1/10 %; the notebooks are then
+        # committed with their outputs, like the visualizations (nothing left to train on a second run)
+        protocols)
+            run protocols_mnist MNIST protocol_sensitivity.ipynb
+            run protocols_fm cross_domain protocol_sensitivity.ipynb
+            render MNIST protocol_sensitivity.ipynb
+            render cross_domain protocol_sensitivity.ipynb ;;
         benchmark)
             start=$(date +%s)
             python benchmarks/grid_speed.py --quick | tee benchmarks/grid_speed_quick.log
@@ -53,15 +72,15 @@ step() {
                 "$(date -u +%FT%TZ)" >> "$TIMINGS" ;;
         render)
             for folder in MNIST FashionMNIST cross_domain; do
-                papermill "$folder/visualizations.ipynb" "$folder/visualizations.ipynb" --cwd "$folder"
+                render "$folder" visualizations.ipynb
             done
-            papermill example_visualizations.ipynb example_visualizations.ipynb ;;
-        *) echo "unknown step $1; allowed: mnist fmnist cross_mf cross_fm conditions surgical clustering benchmark render" >&2
+            render . example_visualizations.ipynb ;;
+        *) echo "unknown step $1; allowed: mnist fmnist cross_mf cross_fm conditions surgical clustering protocols benchmark render" >&2
            exit 2 ;;
     esac
 }
 
 if [ $# -eq 0 ]; then
-    set -- mnist fmnist cross_mf cross_fm conditions surgical clustering benchmark render
+    set -- mnist fmnist cross_mf cross_fm conditions surgical clustering protocols benchmark render
 fi
 for s in "$@"; do step "$s"; done

@@ -3,8 +3,10 @@ mistakes, and learning curves (the study's results figures are in ``figures``).
 """
 from __future__ import annotations
 
+import json
 import math
 import re
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -14,7 +16,12 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from functions.analysis.figures import BASELINE_COLOR, titled, use_style
-from functions.engine.training import class_accuracies, labels_array
+from functions.engine.config import StudyConfig
+from functions.engine.datasets import check_available
+from functions.engine.errors import ConfigError
+from functions.engine.networks import load_state, new_model
+from functions.engine.data import load_splits
+from functions.engine.training import class_accuracies, labels_array, predict
 
 
 def effective_rank_of(matrix) -> float:
@@ -180,3 +187,32 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> F
         ax.set_title(label)
         ax.legend(fontsize=7)
     return titled(fig, "learning curves: " + ", ".join(map(str, histories)))
+
+
+def pretrained_overview(info_path: str | Path, data_root: str | None = None) -> list[Figure]:
+    """Every figure of one pretrained network the engine saved (``<name>.json`` info beside ``<name>.pth``):
+    the effective rank of each layer's weights, its pretraining learning curves and — when the pretraining
+    classes' data can be read under ``data_root`` (None: ``$TL_STUDY_DATA``, else ``./data``) — its
+    per-class test accuracy and the test images it gets wrong. Without the data those two are left out with
+    a printed note: the others need only the saved files."""
+    import torch
+
+    info_path = Path(info_path)
+    info = json.loads(info_path.read_text())
+    cfg = StudyConfig.from_dict(info["config"]).replace(data_root=data_root)
+    model = new_model(cfg, len(cfg.pre_train_classes))
+    load_state(model, torch.load(info_path.with_suffix(".pth"), map_location="cpu", weights_only=True))
+    model.eval()
+    figures = [effective_rank(model)]
+    if info.get("history"):
+        figures.append(learning_curves({"pretraining": info["history"]}))
+    try:
+        check_available(cfg.source_dataset, cfg.resolved_data_root(), cfg.download)
+    except ConfigError as err:
+        print(f"per-class accuracy and mistakes left out: {err}")
+        return figures
+    source, _ = load_splits(cfg)
+    pred = predict(model, source.x_test)
+    figures.append(per_class_accuracy_figure(source.y_test, pred, source.class_names))
+    figures.append(misclassified_grid(source.x_test, source.y_test, pred, source.class_names))
+    return figures

@@ -204,10 +204,7 @@ def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | N
             for variant in _variants_present(at):
                 r = by_variant.loc[variant]
                 parts.append(f"{variant} {r['gain_points']:+.1f} ({_p_text(r['p_holm'])}, n = {r['n_pairs']})")
-            significant = [v for v in _variants_present(at) if bool(by_variant.loc[v, "significant"])]
-            text = f"- at {_fraction_text(fraction)}: " + "; ".join(parts)
-            text += (f". Significant under: {', '.join(significant)}." if significant
-                     else ". Significant under no protocol.")
+            text = f"- at {_fraction_text(fraction)}: " + "; ".join(parts) + ". " + _significance_text(by_variant)
             if reference in by_variant.index and fair in by_variant.index:
                 survives = bool(by_variant.loc[fair, "significant"]) and by_variant.loc[fair, "median_diff"] > 0
                 text += (f" The gain {'survives' if survives else 'does not survive'} the {fair} protocol")
@@ -221,6 +218,16 @@ def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | N
                 text += "."
             lines.append(text)
     return "\n".join(lines)
+
+
+def _significance_text(by_variant: pd.DataFrame) -> str:
+    """Which protocols make the gain a significant gain and which a significant loss (sign of the median)."""
+    significant = by_variant[by_variant["significant"].astype(bool)]
+    gains = [v for v in _variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] > 0]
+    losses = [v for v in _variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] < 0]
+    parts = ([f"Significant gain under: {', '.join(gains)}."] if gains else []) + \
+            ([f"Significant loss under: {', '.join(losses)}."] if losses else [])
+    return " ".join(parts) or "Significant under no protocol."
 
 
 def summary_frame(gains: pd.DataFrame, arms: Iterable[str] | None = None) -> pd.DataFrame:

@@ -440,6 +440,17 @@ def effect_vs_baseline(df: pd.DataFrame, metric: str = "test_acc", arm_col: str 
     return pd.DataFrame(records, columns=columns) if records else _empty(columns)
 
 
+def _baseline_family_warnings(table: pd.DataFrame, by: list[str], alpha: float) -> pd.Series:
+    """Per row: :func:`power_warning` for its arm-vs-baseline comparison, the family being every arm of the
+    group compared with the baseline; rows without such a comparison keep their warning."""
+    compared = table["n_pairs"].notna()
+    sizes = compared.groupby([table[c] for c in by], dropna=False).transform("sum") if by else \
+        pd.Series(int(compared.sum()), index=table.index)
+    return pd.Series([power_warning(int(n), max(1, int(m)), alpha) if has else old
+                      for has, n, m, old in zip(compared, table["n_pairs"], sizes, table["warning"])],
+                     index=table.index, dtype=object)
+
+
 def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
               by: str | Iterable[str] = DEFAULT_BY, pair_col: str = "repeat", baseline: str = "baseline",
               alpha: float = 0.05, stat: str = "median", n_boot: int = 2000, ci: float = 0.95,
@@ -451,7 +462,9 @@ def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
 
     Columns: n, median, rank, group, group_label; ``estimate``/``low``/``high`` (bootstrap CI of ``stat``);
     ``diff_vs_baseline``/``diff_low``/``diff_high``/``n_pairs``/``p_holm_vs_baseline``/
-    ``significant_vs_baseline`` (NaN for the baseline itself or when there is no baseline); ``warning``.
+    ``significant_vs_baseline`` (NaN for the baseline itself or when there is no baseline); ``warning``: for
+    an arm compared with the baseline, the power warning of the family its ✓ is corrected over (``family``),
+    for the baseline itself that of the rank groups.
     """
     by = _normalise_by(by)
     tests = paired_tests(df, metric=metric, arm_col=arm_col, by=by, pair_col=pair_col, alpha=alpha)
@@ -470,6 +483,8 @@ def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
                                           "high": "diff_high", "p_holm": "p_holm_vs_baseline",
                                           "significant": "significant_vs_baseline"})
         table = table.merge(effects, on=keys, how="left")
+        if family == "vs_baseline":
+            table["warning"] = _baseline_family_warnings(table, by, alpha)
     else:
         for column in effect_columns:
             table[column] = np.nan

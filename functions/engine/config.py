@@ -350,7 +350,9 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     # Seconds per notebook: tiny model, a slice of the data, two repeats. What nbval runs.
     "smoke": dict(depth=2, num_channels=4, kernel_size=3, use_pooling=True, pooling_every_n_layers=1,
                   num_train=3, early_stop_patience=2, batch_size=128, percentages=[0.05, 0.2],
-                  repeats=2, train_limit=1500, test_limit=500, cache_budget_gb=0.5),
+                  repeats=2, train_limit=1500, test_limit=500, cache_budget_gb=0.5,
+                  # the step-counted protocols (protocol-sensitivity notebook) at a smoke budget too
+                  min_steps=20, max_steps=60, eval_every=10),
     # A real, smaller study that fits a laptop: ~15 min per 5-class dataset on 2 CPU cores (measured
     # figures in the README). Fraction 1.0 is left out (one full-data run costs as much as ~40 small ones);
     # 8 repeats is the fewest with which a paired Wilcoxon test can pass Holm over the 4 cut-vs-baseline

@@ -337,7 +337,7 @@ def stable_seed(*parts) -> int:
     return zlib.crc32("|".join(repr(p) for p in parts).encode()) & 0x7FFFFFFF
 
 
-def _stratified_cut(y: torch.Tensor, n_per_class_fn, seed: int) -> torch.Tensor:
+def stratified_cut(y: torch.Tensor, n_per_class_fn, seed: int) -> torch.Tensor:
     """Seeded per-class sample of indices; ``n_per_class_fn(count)`` says how many of each class."""
     gen = torch.Generator().manual_seed(seed)
     chosen = []
@@ -352,18 +352,18 @@ def make_split(raw: RawDataset, classes: list[int], val_split: float, seed: int,
                train_limit: int | None = None, test_limit: int | None = None) -> Split:
     """Class group of ``raw``: stratified seeded validation split from train, test from the real test set."""
     x, y = select_classes(raw.x_train, raw.y_train, classes)
-    val_idx = _stratified_cut(y, lambda n: int(round(n * val_split)), stable_seed("val", seed))
+    val_idx = stratified_cut(y, lambda n: int(round(n * val_split)), stable_seed("val", seed))
     is_val = torch.zeros(len(y), dtype=torch.bool)
     is_val[val_idx] = True
     train_idx = torch.nonzero(~is_val).flatten()
     x_test, y_test = select_classes(raw.x_test, raw.y_test, classes)
     if train_limit is not None:  # smoke runs: a stratified slice keeps every class present
         c = len(classes)
-        train_idx = train_idx[_stratified_cut(y[train_idx], lambda n: train_limit // c, stable_seed("tl", seed))]
-        val_idx = val_idx[_stratified_cut(y[val_idx], lambda n: max(1, int(train_limit * val_split) // c),
+        train_idx = train_idx[stratified_cut(y[train_idx], lambda n: train_limit // c, stable_seed("tl", seed))]
+        val_idx = val_idx[stratified_cut(y[val_idx], lambda n: max(1, int(train_limit * val_split) // c),
                                           stable_seed("vl", seed))]
     if test_limit is not None:
-        keep = _stratified_cut(y_test, lambda n: test_limit // len(classes), stable_seed("te", seed))
+        keep = stratified_cut(y_test, lambda n: test_limit // len(classes), stable_seed("te", seed))
         x_test, y_test = x_test[keep], y_test[keep]
     return Split(
         x_train=normalize(x[train_idx], raw.mean, raw.std), y_train=y[train_idx],
@@ -380,7 +380,7 @@ def balanced_subset(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor
     per_class = max(1, int(len(y) * fraction / n_classes))
     if fraction == 1:
         return torch.arange(len(y))  # the whole split, imbalance included, as the original did
-    return _stratified_cut(y, lambda n: per_class, seed)
+    return stratified_cut(y, lambda n: per_class, seed)
 
 
 def subset_seed(generate_dataset_seed: int, fraction: float, repeat: int) -> int:
@@ -418,3 +418,13 @@ def carve_validation(labelled: torch.Tensor, y: torch.Tensor, val_fraction: floa
         val_parts.append(rows[:n_val])
         train_parts.append(rows[n_val:])
     return torch.sort(torch.cat(train_parts)).values, torch.sort(torch.cat(val_parts)).values
+
+
+def load_splits(cfg) -> tuple[Split, Split]:
+    """(pretraining split, fine-tuning split) of a study's StudyConfig (not imported: config depends on
+    this module through conditions)."""
+    common = dict(root=cfg.resolved_data_root(), download=cfg.download, val_split=cfg.val_split,
+                  seed=cfg.generate_dataset_seed, train_limit=cfg.train_limit, test_limit=cfg.test_limit)
+    source = load_split(cfg.source_dataset, cfg.pre_train_classes, **common)
+    target = load_split(cfg.target_dataset, cfg.fine_tune_classes, **common)
+    return source, target

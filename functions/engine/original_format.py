@@ -106,6 +106,8 @@ def export_original(df: pd.DataFrame, out_dir: str | os.PathLike, params: dict, 
                 "test_acc": _json_value(row["test_acc"]),
             })
         path = out_dir / f"{name}_{tag}.json"
-        atomic_write_text(path, json.dumps(items, default=_json_default))  # never a half-written export
+        text = json.dumps(items, default=_json_default)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:  # an unchanged export is not rewritten
+            atomic_write_text(path, text)  # never a half-written export
         paths.append(path)
     return paths[0], paths[1]

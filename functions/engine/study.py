@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .cache import PrefixCache, worth_caching
 from .conditions import BASELINE_FLAGS, CONDITIONS, SOURCES, Condition, RunSpec
 from .config import StudyConfig
-from .data import (Split, balanced_subset, carve_validation, dataset_identity, is_canonical, load_split,
+from .data import (Split, balanced_subset, carve_validation, dataset_identity, is_canonical, load_splits,
                    stable_seed, subset_seed)
 from .fileio import atomic_torch_save, atomic_write_text
 from .networks import BlockNet, Suffix, cut, load_state, new_model
@@ -71,15 +71,6 @@ def _check_executor(executor: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- data & pretraining
-def load_splits(cfg: StudyConfig) -> tuple[Split, Split]:
-    """(pretraining split, fine-tuning split) of a study."""
-    common = dict(root=cfg.resolved_data_root(), download=cfg.download, val_split=cfg.val_split,
-                  seed=cfg.generate_dataset_seed, train_limit=cfg.train_limit, test_limit=cfg.test_limit)
-    source = load_split(cfg.source_dataset, cfg.pre_train_classes, **common)
-    target = load_split(cfg.target_dataset, cfg.fine_tune_classes, **common)
-    return source, target
-
-
 def _fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
 

@@ -5,6 +5,10 @@ The data root (``tests/_data``, git-ignored) links the real MNIST/FashionMNIST w
 format. CIFAR-10 is never reachable here, so a small CIFAR-format fixture (``cifar-10-batches-py``
 pickles of class-coloured patterns) is always generated. Set before collection, so notebook kernels
 started by nbval inherit it.
+
+It sits at the repository root, not in ``tests/``, so that ``pytest MNIST/empirical_experiment.ipynb`` on its
+own also runs in the smoke profile (and writes to the git-ignored ``results/smoke/``) instead of the ``cpu``
+profile, whose shipped results and figures it would otherwise touch.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parent
 FIXTURE_ROOT = REPO / "tests" / "_data"
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

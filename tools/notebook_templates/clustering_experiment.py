@@ -1,0 +1,94 @@
+# %% [markdown]
+# # Where does class structure appear? Layer-wise clustering: {{title}}
+#
+# **Question.** At which block do the activations of the *fine-tuning* classes separate into clusters — before
+# any fine-tuning (pretrained network) and after fine-tuning the whole network? Each block's activations (global
+# average pooled) are clustered with agglomerative (cosine, average linkage) and k-means clustering, k = number
+# of classes, over fractions × repeats of the test split; metrics: ARI, Hungarian-matched accuracy, pairwise
+# precision/recall. Beyond the original study: a linear probe per layer, and linear CKA between the pretrained
+# and the fine-tuned network.
+
+# %%
+import os
+from typing import Optional, Union
+
+import pandas as pd
+
+from functions.analysis import clustering, figures
+from functions.engine.conditions import RunSpec
+from functions.engine.config import profile_from_env
+from functions.engine.study import Study
+from functions.notebook import check_parameters, study_config
+
+# %% tags=["parameters"]
+profile: str = profile_from_env("cpu")          # smoke | cpu | paper; default from $TL_STUDY_PROFILE
+data_root: Optional[str] = None                 # None: $TL_STUDY_DATA, else ./data
+results_dir: Optional[str] = None               # None: results/ (smoke runs: results/smoke/)
+percentages: Optional[list[float]] = None       # None: the profile's fractions, e.g. [0.001, 0.01, 0.1]
+cuts: Optional[list[int]] = None                # None: every cut 0..depth
+repeats: Optional[Union[int, list[int]]] = None  # None: the profile's repeats (int or one per fraction)
+device: str = "cpu"                             # "cpu", "cuda" or "auto"
+seed: int = 0
+# {{folder_parameters}}
+pre_train_classes: Optional[list[int]] = None   # None: from class_split
+fine_tune_classes: Optional[list[int]] = None   # None: from class_split
+cluster_fractions: Optional[list[float]] = None  # None: the profile's fractions of the test split (smoke: all)
+cluster_repeats: int = 3
+methods: list[str] = ["agglomerative", "kmeans"]
+per_channel: bool = False                       # also cluster each channel's maps (slow on big models)
+max_samples: int = 2000                         # cap on clustered images per subset (agglomerative is O(n²))
+finetune_fraction: float = 0.1                  # data used to fine-tune the whole network for comparison
+scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
+overrides: dict = {}                            # any other StudyConfig field, e.g. {"lr_fine_tune": 3e-4}
+_declared = set(globals())
+
+# %%
+check_parameters(globals(), _declared)
+cfg = study_config(profile, overrides, data_root=data_root, results_dir=results_dir, percentages=percentages,
+                   cuts=cuts, repeats=repeats, device=device, seed=seed,
+                   source_dataset=source_dataset, target_dataset=target_dataset,  # noqa: F821
+                   class_split=class_split,  # noqa: F821 - these three come from the parameters cell
+                   pre_train_classes=pre_train_classes, fine_tune_classes=fine_tune_classes)
+print(cfg.study_name(), "| condition", cfg.condition, "| profile", cfg.profile)
+
+# %%
+study = Study(cfg)
+pretrained = study.pretrained
+# fine-tune the whole pretrained network (condition U at cut = depth) on one subset
+spec = RunSpec("U", finetune_fraction, cfg.depth, 0)
+finetuned, result = study.train(spec)
+print(f"fine-tuned test accuracy: {result['test_acc']:.4f}")
+
+# %%
+x, y = study.target.x_test, study.target.y_test
+# smoke test splits are too small for ≥ 10 images per class in a fraction of them
+fractions = cluster_fractions or ([1.0] if profile == "smoke" else cfg.percentages)
+frames = []
+for name, net in (("pretrained", pretrained), ("finetuned", finetuned)):
+    part = clustering.cluster_study(net, x, y, fractions, cluster_repeats, methods=methods,
+                                    per_channel=per_channel, seed=cfg.seed, max_samples=max_samples,
+                                    dataset=cfg.target_dataset, split="test")
+    frames.append(part.assign(model=name))
+cdf = pd.concat(frames, ignore_index=True)
+cdf.groupby(["model", "method", "layer"], sort=False)[["ari", "accuracy"]].median().round(3)
+
+# %%
+figures.use_style()
+fig = figures.box_clustering(cdf[(cdf.model == "pretrained") & (cdf.method == "agglomerative")], metric="ari")
+
+# %% [markdown]
+# Linear probe accuracy per layer (held-out 30 %) and CKA similarity of each layer before vs after fine-tuning.
+
+# %%
+probes = pd.concat([clustering.probe_study(net, x, y, seed=cfg.seed).assign(model=name)
+                    for name, net in (("pretrained", pretrained), ("finetuned", finetuned))])
+cka = clustering.cka_by_layer(pretrained, finetuned, x[:max_samples])
+probes.pivot(index="layer", columns="model", values="accuracy").join(cka.set_index("layer")).round(3)
+
+# %%
+out = os.path.join(cfg.results_dir, "clustering")
+os.makedirs(out, exist_ok=True)
+cdf.to_csv(os.path.join(out, f"clustering_{cfg.target_dataset}.csv"), index=False)
+probes.to_csv(os.path.join(out, f"probes_{cfg.target_dataset}.csv"), index=False)
+cka.to_csv(os.path.join(out, f"cka_{cfg.target_dataset}.csv"), index=False)
+print(out)

@@ -1,0 +1,97 @@
+# %% [markdown]
+# # Truncation vs re-initialisation: {{title}}
+#
+# **Question.** Are the blocks after the cut worth having at all? Truncation (FT) removes them and puts the new
+# head directly on the frozen block *k − 1*; FR keeps the same number of blocks but re-initialises and retrains
+# them. Both run on the same paired subsets as the baseline. The notebook ends on the headline: the gain of
+# each cut over the baseline under FR and under FT, as a figure and as a table.
+
+# %%
+from typing import Optional, Union
+
+from torchinfo import summary
+
+from functions.analysis import figures, stats
+from functions.analysis.results import summary_table
+from functions.analysis.tables import delta_table
+from functions.engine.config import profile_from_env
+from functions.engine.datasets import DATASET_SHAPES
+from functions.engine.study import Study
+from functions.notebook import check_parameters, executor_for, study_config
+
+# %% tags=["parameters"]
+profile: str = profile_from_env("cpu")          # smoke | cpu | paper; default from $TL_STUDY_PROFILE
+data_root: Optional[str] = None                 # None: $TL_STUDY_DATA, else ./data
+results_dir: Optional[str] = None               # None: results/ (smoke runs: results/smoke/)
+percentages: Optional[list[float]] = None       # None: the profile's fractions, e.g. [0.001, 0.01, 0.1]
+cuts: Optional[list[int]] = None                # None: every cut 0..depth
+repeats: Optional[Union[int, list[int]]] = None  # None: the profile's repeats (int or one per fraction)
+device: str = "cpu"                             # "cpu", "cuda" or "auto"
+seed: int = 0
+# {{folder_parameters}}
+pre_train_classes: Optional[list[int]] = None   # None: from class_split
+fine_tune_classes: Optional[list[int]] = None   # None: from class_split
+scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
+overrides: dict = {}                            # any other StudyConfig field, e.g. {"lr_fine_tune": 3e-4}
+_declared = set(globals())
+
+# %%
+check_parameters(globals(), _declared)
+cfg = study_config(profile, overrides, data_root=data_root, results_dir=results_dir, percentages=percentages,
+                   cuts=cuts, repeats=repeats, device=device, seed=seed,
+                   source_dataset=source_dataset, target_dataset=target_dataset,  # noqa: F821
+                   class_split=class_split,  # noqa: F821 - these three come from the parameters cell
+                   pre_train_classes=pre_train_classes, fine_tune_classes=fine_tune_classes)
+print(cfg.study_name(), "| conditions FR and FT | profile", cfg.profile)
+
+# %% [markdown]
+# ## The pretrained network
+# Trained once on the first class group, then loaded from `pretrained_models/`: its layers, output shapes and
+# parameter counts.
+
+# %%
+study = Study(cfg)
+pretrained = study.pretrained
+print(f"pretrained test accuracy: {study.pretrain_info.get('test_acc', float('nan')):.4f}")
+summary(pretrained, input_size=(1, *DATASET_SHAPES[cfg.source_dataset]), device="cpu", verbose=0)
+
+# %% [markdown]
+# ## The grid
+# Baseline, FR and FT at every cut: runs already in the store are read, the others trained.
+
+# %%
+df = study.run(("baseline", "FR", "FT"), executor=executor_for(scheduler_address))
+
+# %% [markdown]
+# Median test accuracy: truncated (FT) and re-initialised (FR) side by side.
+
+# %%
+named = df.assign(arm=[a if c == "baseline" else f"{c} k={k}"
+                       for a, c, k in zip(df["arm"], df["condition"], df["cut"])])
+summary_table(named).round(4).T
+
+# %% [markdown]
+# Paired Wilcoxon tests of FT against FR at the same cut (Holm-corrected within each fraction).
+
+# %%
+tests = stats.paired_tests(named, by=("fraction",))
+same_cut = tests["arm_a"].str.split("=").str[-1] == tests["arm_b"].str.split("=").str[-1]
+columns = ["fraction", "arm_a", "arm_b", "n_pairs", "median_diff", "p_holm", "significant", "warning"]
+tests[same_cut & tests["arm_a"].str.startswith(("FR", "FT"))][columns].round(4)
+
+# %%
+for condition in ("FR", "FT"):
+    print(*study.export_original(condition=condition), sep="\n")
+
+# %% [markdown]
+# ## Headline: what keeping *k* blocks gains over training from scratch, with and without the blocks after the cut
+# Per fraction, the median over repeats of the paired difference cut − baseline (same subset, same initial
+# weights), with its bootstrap 95 % CI; one panel per condition. Filled markers and ✓: significant after Holm
+# over the cut-vs-baseline comparisons of that condition and fraction (Wilcoxon signed-rank, pairs = repeats).
+# The table gives the same differences in points of test accuracy.
+
+# %%
+figures.diff_to_baseline(df);
+
+# %%
+delta_table(df)

@@ -1,0 +1,103 @@
+# %% [markdown]
+# # Results: {{title}}
+#
+# Every figure of this folder's results, with the statistics behind them: paired Wilcoxon tests between all arms
+# (cuts and baseline) within each fraction, paired by repeat, Holm-corrected; rank groups (arms that do not
+# differ significantly share a letter); bootstrap 95 % CIs of medians; the median paired difference to the
+# baseline, its p-value Holm-corrected over the cut-vs-baseline comparisons of that fraction. Rerun after adding
+# results: the tables and figures follow.
+
+# %%
+import glob
+import os
+from typing import Optional
+
+from functions.analysis import diagnostics, figures, stats
+from functions.analysis.results import load_results, with_settings
+from functions.analysis.tables import to_latex, to_markdown
+from functions.engine.config import profile_from_env
+from functions.notebook import check_parameters, default_results_dir
+
+# %% tags=["parameters"]
+profile: str = profile_from_env("cpu")  # smoke reads results/smoke/ (written by the smoke runs)
+results_dir: Optional[str] = None       # None: results/ (smoke: results/smoke/)
+pretrained_dir: Optional[str] = None    # None: pretrained_models/ next to the notebook (smoke: in results_dir)
+data_root: Optional[str] = None         # for the per-class plots; None: $TL_STUDY_DATA, else ./data
+condition: Optional[str] = None         # None: every condition found; e.g. "FR"
+metric: str = "test_acc"
+alpha: float = 0.05
+figures_dir: Optional[str] = None       # None: <results_dir>/figures
+_declared = set(globals())
+
+# %%
+check_parameters(globals(), _declared)
+results_dir = results_dir or default_results_dir(profile)
+figures_dir = figures_dir or os.path.join(results_dir, "figures")
+if not glob.glob(os.path.join(results_dir, "*.json*")):
+    raise FileNotFoundError(f"no results in {results_dir!r}: run empirical_experiment.ipynb "
+                            f"(and truncation_experiment.ipynb) with profile={profile!r} first")
+df = load_results(results_dir)  # the stores (exports in original_format/ are not read)
+if condition:
+    df = df[df.condition.isin(["baseline", condition])]
+print(len(df), "runs;", ", ".join(sorted(df.study.unique())), "; conditions:", sorted(df.condition.unique()))
+
+# %% [markdown]
+# ## Statistics per fraction
+# Median test accuracy with bootstrap CI, rank group, and the paired difference to the baseline (Holm-corrected
+# p). A warning column says when the number of paired repeats makes significance impossible.
+
+# %%
+# Each condition gets its own copy of the baseline (a 'setting'): FR and truncation share one
+# baseline, and their 'cut 2' rows must not be paired with each other.
+summary = stats.summarize(with_settings(df), metric=metric, alpha=alpha,
+                          by=("study", "setting", "fraction"), seed=0)
+summary.round(4)
+
+# %%
+figures.use_style()
+fig = figures.box_by_cut(df, metric=metric)
+figures.save_figure(fig, os.path.join(figures_dir, "box_by_cut"))
+
+# %%
+fig = figures.median_lines(df, metric=metric)
+figures.save_figure(fig, os.path.join(figures_dir, "median_lines"))
+
+# %%
+fig = figures.diff_to_baseline(df, metric=metric)
+figures.save_figure(fig, os.path.join(figures_dir, "diff_to_baseline"))
+
+# %%
+fig = figures.heatmap(df, metric=metric)
+figures.save_figure(fig, os.path.join(figures_dir, "heatmap"))
+
+# %%
+fig = figures.surface3d(df, metric=metric)
+figures.save_figure(fig, os.path.join(figures_dir, "surface3d"))
+
+# %% [markdown]
+# ## The pretrained network
+# Effective rank of each layer's weights, its learning curves, and its per-class accuracy and mistakes on the
+# pretraining classes' test split.
+
+# %%
+if not pretrained_dir:
+    pretrained_dir = os.path.join(results_dir, "pretrained_models") if profile == "smoke" else "pretrained_models"
+info_files = sorted(glob.glob(os.path.join(pretrained_dir, "*.json")), key=os.path.getmtime)
+print(len(info_files), "pretrained models in", pretrained_dir)
+if info_files:  # the latest one
+    _ = diagnostics.pretrained_overview(info_files[-1], data_root=data_root)
+
+# %% [markdown]
+# ## Tables for the paper
+# Median test accuracy ± bootstrap CI with rank-group letters, as LaTeX and Markdown (also written next to the
+# figures).
+
+# %%
+md = to_markdown(summary)
+tex = to_latex(summary)
+os.makedirs(figures_dir, exist_ok=True)
+with open(os.path.join(figures_dir, "summary.md"), "w") as fh:
+    fh.write(md)
+with open(os.path.join(figures_dir, "summary.tex"), "w") as fh:
+    fh.write(tex)
+print(md)
