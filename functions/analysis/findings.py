@@ -36,7 +36,7 @@ LAYOUT = {
                    "cross_domain/results/clustering"),
 }
 CLASSES_FROM = {"MNIST/results/clustering": "mnist", "FashionMNIST/results/clustering": "fashion"}
-MIN_PER_CLASS = getattr(_clustering, "MIN_PER_CLASS", 10)
+MIN_PER_CLASS = _clustering.MIN_PER_CLASS  # subsets with fewer images per class are not clustered
 FAMILY_VS_BASELINE = ("Wilcoxon signed-rank on repeats paired by `repeat` (same subset); Holm over the "
                       "cut-vs-baseline comparisons of one fraction")
 
@@ -59,9 +59,7 @@ def percent(value: float) -> str:
 
 def ci_text(low: float, high: float) -> str:
     """``[+1.2, +3.4]`` in points."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "–"
-    return f"[{points(low)}, {points(high)}]"
+    return f"[{points(low)}, {points(high)}]" if np.isfinite(low) and np.isfinite(high) else "–"
 
 
 def p_text(p: float) -> str:
@@ -529,13 +527,18 @@ def clustering_section(folder: Path, root: Path, n_classes: int | None, n_boot: 
 
 
 # ----------------------------------------------------------------------------- the document
+STORE_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
 def git_state(root: Path, stores: Iterable[str] = ()) -> tuple[str, list[str]]:
     """(short commit of HEAD or ``unknown``, store files that differ from it)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
     try:
         commit = git("rev-parse", "--short", "HEAD").strip()
-        changed = [line[3:] for line in git("status", "--porcelain", "--", *stores).splitlines()] if stores else []
+        listed = git("status", "--porcelain", "--untracked-files=all", "--", *stores).splitlines() if stores else []
+        # only files the tables are read from count (figures written beside the stores do not)
+        changed = [line[3:] for line in listed if line[3:].endswith(STORE_SUFFIXES)]
     except (OSError, subprocess.CalledProcessError):
         return "unknown", []
     return commit, changed

@@ -196,6 +196,8 @@ def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | N
     lines = []
     for study, rows in gains.groupby("study", sort=True):
         chosen = arm or max(rows["arm"].unique(), key=lambda a: int(a.split()[-1]))
+        if lines:
+            lines.append("")  # a blank line ends the previous study's list in Markdown
         lines.append(f"**{study}**, {chosen} vs the baseline of the same protocol (median paired gain, "
                      "Wilcoxon signed-rank, Holm over the cuts of each protocol and fraction):")
         for fraction, at in rows[rows["arm"] == chosen].groupby("fraction", sort=True):
