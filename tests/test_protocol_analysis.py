@@ -35,6 +35,12 @@ def test_variant_labels_mark_runs_without_validation():
     assert list(protocols.protocol_variant(df)) == ["original", "realistic", "fixed budget", "steps"]
 
 
+def test_variant_labels_mark_a_tuned_learning_rate():
+    df = pd.DataFrame({"protocol": ["realistic", "realistic", "steps"], "n_val": [5, 5, 10],
+                       "lr_grid": [None, [3e-4, 1e-3, 3e-3], [1e-3, 3e-3]]})
+    assert list(protocols.protocol_variant(df)) == ["realistic", "realistic, tuned lr", "steps, tuned lr"]
+
+
 def test_gains_are_paired_within_a_protocol():
     gains = protocols.transfer_gains(synthetic_rows(), n_boot=500).set_index(["protocol_variant", "arm"])
     assert gains.loc[("original", "cut 2"), "gain_points"] == pytest.approx(10, abs=0.3)

@@ -134,6 +134,29 @@ def test_lr_grid_picks_each_arms_rate_on_its_own_validation(root, digits_config)
     assert row["lr"] in (1e-4, 3e-3) and row["lr_grid"] == [1e-4, 3e-3]
 
 
+@pytest.mark.parametrize("outcomes, chosen", [
+    ({1e-4: (0.6, 0.9), 1e-3: (0.8, 0.9), 3e-3: (0.7, 0.1)}, 1e-3),   # best validation accuracy wins
+    ({1e-4: (0.8, 0.9), 1e-3: (0.8, 0.4), 3e-3: (0.6, 0.1)}, 1e-3),   # a tie goes to the lower loss
+    ({1e-4: (0.8, 0.5), 1e-3: (0.8, 0.5), 3e-3: (0.2, 0.5)}, 1e-4)])  # a full tie keeps the earlier rate
+def test_lr_grid_keeps_the_rate_that_validates_best(root, digits_config, monkeypatch, outcomes, chosen):
+    from functions.engine.training import FitResult
+
+    study = make_study(root, digits_config, protocol="realistic", min_steps=20, max_steps=20, eval_every=10,
+                       lr_grid=list(outcomes))
+    tried = []
+
+    def fake_fit(net, tensors, lr, spec):
+        tried.append(lr)
+        val_acc, val_loss = outcomes[lr]
+        return FitResult(train_acc=1.0, val_acc=val_acc, test_acc=lr, epochs=1, best_epoch=1, seconds=0.0,
+                         steps=20, best_step=20, val_loss=val_loss)
+
+    monkeypatch.setattr(study, "fit", fake_fit)
+    row = study.run_one(RunSpec("FR", 0.5, 2, 0))
+    assert tried == list(outcomes)  # every rate trained, from the same spec
+    assert row["lr"] == chosen and row["test_acc"] == chosen  # the kept run's own test accuracy
+
+
 @pytest.mark.parametrize("field, value, words", [
     ("protocol", "fair", "allowed"), ("min_steps", 0, "min_steps"), ("subset_val_fraction", 1.0, "[0, 1)"),
     ("eval_every", "often", "eval_every"), ("lr_grid", [], "lr_grid"), ("lr_grid", [1e-3, "inf"], "lr_grid")])

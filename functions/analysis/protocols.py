@@ -16,19 +16,23 @@ import pandas as pd
 from functions.analysis import stats
 from functions.analysis.results import load_results
 
-VARIANT_ORDER = ("original", "steps", "realistic", "fixed budget")
+VARIANT_ORDER = ("original", "steps", "realistic", "fixed budget", "realistic, tuned lr")
 VARIANT_STYLE = {  # colour-blind-safe Okabe–Ito colours; the reference protocol drawn dashed
     "original": ("#E69F00", "--"), "steps": ("#56B4E9", "-"), "realistic": ("#009E73", "-"),
-    "fixed budget": ("#CC79A7", ":"),
+    "fixed budget": ("#CC79A7", ":"), "realistic, tuned lr": ("#0072B2", "-."),
 }
 GROUP = ("study", "protocol_variant", "fraction")
 
 
 def protocol_variant(df: pd.DataFrame) -> pd.Series:
-    """Variant label of each row: its ``protocol``, or ``"fixed budget"`` for a run without validation."""
+    """Variant label of each row: its ``protocol``, ``"fixed budget"`` for a run without validation, and
+    ``", tuned lr"`` appended when the run chose its learning rate from an ``lr_grid``."""
     protocol = df["protocol"].fillna("original") if "protocol" in df else pd.Series("original", df.index)
     fixed = (protocol == "realistic") & (df["n_val"] == 0)
-    return protocol.where(~fixed, "fixed budget")
+    label = protocol.where(~fixed, "fixed budget")
+    tuned = df["lr_grid"].map(lambda g: isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0) \
+        if "lr_grid" in df else pd.Series(False, df.index)
+    return label.where(~tuned, label + ", tuned lr")
 
 
 def load_protocol_results(*paths: str) -> pd.DataFrame:

@@ -12,18 +12,22 @@ from typing import Any, Iterable
 
 from .config import StudyConfig
 
+# The learning rates "realistic, tuned lr" chooses from, around the profiles' lr_fine_tune = 1e-3.
+TUNED_LR_GRID = [3e-4, 1e-3, 3e-3]
 # Label → config fields. "fixed budget" is the realistic protocol without validation: exactly min_steps
-# steps on all of the labelled subset, last state kept.
+# steps on all of the labelled subset, last state kept. "realistic, tuned lr" lets every arm pick its own
+# learning rate on its own carved validation split (three times the training of "realistic").
 PROTOCOL_VARIANTS: dict[str, dict[str, Any]] = {
     "original": dict(protocol="original"),
     "steps": dict(protocol="steps"),
     "realistic": dict(protocol="realistic"),
     "fixed budget": dict(protocol="realistic", subset_val_fraction=0.0),
+    "realistic, tuned lr": dict(protocol="realistic", lr_grid=TUNED_LR_GRID),
 }
 
 
 def protocol_configs(cfg: StudyConfig, variants: Iterable[str] | None = None) -> dict[str, StudyConfig]:
-    """One config per protocol variant (label → config), everything else as in ``cfg``."""
+    """One config per protocol variant (label → config; default: every one), everything else as in ``cfg``."""
     labels = list(PROTOCOL_VARIANTS) if variants is None else list(variants)
     unknown = [v for v in labels if v not in PROTOCOL_VARIANTS]
     if unknown:

@@ -71,6 +71,13 @@ def _check_executor(executor: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- data & pretraining
+def _better_on_validation(a, b) -> bool:
+    """Whether fit result ``a`` beats ``b`` on validation: higher accuracy, then lower loss."""
+    if a.val_acc != b.val_acc:
+        return a.val_acc > b.val_acc
+    return a.val_loss < b.val_loss
+
+
 def _fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -425,7 +432,8 @@ class Study:
         """Train one run under the config's protocol; returns (the trained full model, its results row).
 
         With ``lr_grid`` the run is trained once per learning rate from the same initial weights and
-        the one with the best accuracy on this run's own validation split is kept.
+        the one with the best accuracy on this run's own validation split is kept; ties (frequent on the
+        few images of a carved split) go to the lower validation loss, then to the earlier rate.
         """
         train_idx, val_idx = self.run_rows(spec.fraction, spec.repeat)
         best = None
@@ -436,7 +444,7 @@ class Study:
             else:
                 net, tensors = model, _split_tensors(self.target, self.device, train_idx, val_idx)
             result = self.fit(net, tensors, lr, spec)
-            if best is None or result.val_acc > best[2].val_acc:
+            if best is None or _better_on_validation(result, best[2]):
                 best = (model, lr, result, len(tensors.y_val))
         model, lr, result, n_val = best
         row = self.row(spec, result, n_train=len(train_idx), n_val=n_val, lr=lr)

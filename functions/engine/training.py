@@ -51,6 +51,7 @@ class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     steps: int = 0
     best_step: int = 0
+    val_loss: float = float("nan")  # of the kept state; breaks ties in val_acc when choosing a learning rate
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -186,7 +187,7 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
     opt, device = _optimizer(net, lr, optimizer)
     gen = torch.Generator().manual_seed(seed)
     x_train, y_train = data.x_train, data.y_train
-    best_acc, best_state, best_epoch, stale = -1.0, _snapshot(net), 0, 0
+    best_acc, best_loss, best_state, best_epoch, stale = -1.0, float("nan"), _snapshot(net), 0, 0
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
     epoch, steps, best_step = 0, 0, 0
     for epoch in range(1, max_epochs + 1):
@@ -204,15 +205,14 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
             steps += 1
             if record_history:
                 loss_sum += loss.item() * len(idx)
+        val_acc, val_loss = evaluate(net, data.x_val, data.y_val, eval_batch_size, with_loss=True)
         if record_history:
-            val_acc, val_loss = evaluate(net, data.x_val, data.y_val, eval_batch_size, with_loss=True)
             history["train_loss"].append(loss_sum / len(y_train))
             history["val_loss"].append(val_loss)
             history["val_acc"].append(val_acc)
-        else:
-            val_acc = evaluate(net, data.x_val, data.y_val, eval_batch_size)
         if val_acc > best_acc:
-            best_acc, best_state, best_epoch, best_step, stale = val_acc, _snapshot(net), epoch, steps, 0
+            best_acc, best_loss, best_state, best_epoch, best_step = val_acc, val_loss, _snapshot(net), epoch, steps
+            stale = 0
         else:
             stale += 1
             if stale >= patience:
@@ -221,7 +221,7 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
     train_acc = evaluate(net, x_train, y_train, eval_batch_size)
     test_acc = evaluate(net, data.x_test, data.y_test, eval_batch_size)
     return FitResult(train_acc, best_acc, test_acc, epoch, best_epoch, time.perf_counter() - start_time,
-                     history if record_history else {}, steps, best_step)
+                     history if record_history else {}, steps, best_step, best_loss)
 
 
 def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_steps: int, eval_every: int,
@@ -240,7 +240,7 @@ def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_step
     has_val = len(data.y_val) > 0
     budget = max_steps if has_val else min_steps
     batches = _cycled_batches(len(data.y_train), batch_size, seed)
-    best_acc, best_state, best_step, stale = float("nan"), None, 0, 0
+    best_acc, best_loss, best_state, best_step, stale = float("nan"), float("nan"), None, 0, 0
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
     loss_sum, seen, step = 0.0, 0, 0
     net.train()
@@ -263,7 +263,7 @@ def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_step
             history["val_acc"].append(val_acc)
             loss_sum, seen = 0.0, 0
         if best_state is None or val_acc > best_acc:
-            best_acc, best_state, best_step, stale = val_acc, _snapshot(net), step, 0
+            best_acc, best_loss, best_state, best_step, stale = val_acc, val_loss, _snapshot(net), step, 0
         else:
             stale += 1
             if stale >= patience and step >= min_steps:
@@ -276,7 +276,8 @@ def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_step
     test_acc = evaluate(net, data.x_test, data.y_test, eval_batch_size)
     epochs = -(-step * batch_size // len(data.y_train))  # passes over the training set begun
     return FitResult(train_acc, best_acc, test_acc, epochs, -(-best_step * batch_size // len(data.y_train)),
-                     time.perf_counter() - start_time, history if record_history else {}, step, best_step)
+                     time.perf_counter() - start_time, history if record_history else {}, step, best_step,
+                     best_loss)
 
 
 def _optimizer(net: nn.Module, lr: float, name: str):

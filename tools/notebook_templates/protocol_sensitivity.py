@@ -11,9 +11,11 @@
 # Algorithms*: validation must come from the labels one has).
 #
 # The same grid — the baseline and `condition` at every cut, on the same subsets and initial weights — is run
-# under four protocols (README, "Protocols"): `original` (epochs); `steps` (a budget of optimizer steps, not
+# under five protocols (README, "Protocols"): `original` (epochs); `steps` (a budget of optimizer steps, not
 # epochs); `realistic` (the steps budget, validation carved from the run's own labelled subset); `fixed budget`
-# (exactly `min_steps` steps on the whole subset, no validation, last state kept). Every gain is paired:
+# (exactly `min_steps` steps on the whole subset, no validation, last state kept); `realistic, tuned lr` (as
+# `realistic`, but every arm picks its learning rate from 3e-4, 1e-3, 3e-3 on its own carved validation split,
+# so no arm is held to a rate that suits another — the baseline least of all). Every gain is paired:
 # a cut's test accuracy minus the baseline's under the *same* protocol, per repeat. Results are appended run
 # by run to one store per protocol under `results/protocols/`: rerun to resume.
 
@@ -42,7 +44,8 @@ seed: int = 0
 # {{folder_parameters}}
 pre_train_classes: Optional[list[int]] = None   # None: from class_split
 fine_tune_classes: Optional[list[int]] = None   # None: from class_split
-variants: Optional[list[str]] = None            # None: all four: original, steps, realistic, fixed budget
+variants: Optional[list[str]] = None            # None: all five (original, steps, realistic, fixed budget,
+                                                # realistic, tuned lr)
 condition: str = "FR"                           # compared with the baseline at every cut
 scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
 overrides: dict = {}                            # any other StudyConfig field, e.g. {"min_steps": 1000}
