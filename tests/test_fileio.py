@@ -69,3 +69,37 @@ def test_torch_save_that_fails_while_pickling_keeps_the_old_file(tmp_path):
         atomic_torch_save({"w": torch.zeros(1000), "f": lambda: 0}, path)  # a lambda cannot be pickled
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_csv_round_trips(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"arm": ["baseline", "cut 1"], "test_acc": [0.5, 0.75]})
+    path = fileio.atomic_write_csv(frame, tmp_path / "t.csv", index=False)
+    pd.testing.assert_frame_equal(pd.read_csv(path), frame)
+    assert os.listdir(tmp_path) == ["t.csv"]
+
+
+def test_a_figure_that_fails_to_render_keeps_the_old_file(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from functions.analysis.figures import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    (png,) = save_figure(fig, tmp_path / "fig", formats=("png",))
+    before = png.read_bytes()
+
+    def broken(*args, **kwargs):
+        args[0].write(b"half a png")  # bytes reach the temporary file, then the renderer dies
+        raise RuntimeError("renderer died")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(RuntimeError, match="renderer died"):
+        save_figure(fig, tmp_path / "fig", formats=("png",))
+    assert png.read_bytes() == before
+    assert os.listdir(tmp_path) == ["fig.png"]
+    plt.close(fig)

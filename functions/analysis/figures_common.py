@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from functions.analysis.results import with_settings
 from functions.engine.conditions import condition_label, ordered_conditions
+from functions.engine.fileio import atomic_open
 
 METRICS = ("test_acc", "train_acc", "val_acc")
 HEATMAP_STATS = ("median", "mean", "iqm", "std", "count")
@@ -54,7 +55,8 @@ def save_figure(fig: Figure, path_without_ext: str | Path, formats: Sequence[str
     written = []
     for fmt in formats:
         path = base.with_name(f"{base.name}.{fmt}")
-        fig.savefig(path, format=fmt, dpi=dpi)
+        with atomic_open(path) as fh:  # a killed notebook never leaves half a figure behind
+            fig.savefig(fh, format=fmt, dpi=dpi)
         written.append(path)
     return written
 

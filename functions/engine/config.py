@@ -20,6 +20,7 @@ from .coerce import CoercionError, coerce_fields
 from .conditions import condition_name
 from .datasets import DATASET_SHAPES, DATASETS, NUM_CLASSES, check_available, default_data_root
 from .errors import ConfigError
+from .fileio import atomic_write_text
 
 DEVICES = ("cpu", "cuda", "auto")
 PROFILES = ("smoke", "cpu", "paper")
@@ -277,7 +278,7 @@ class StudyConfig:
         """JSON text of the config; written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text)
+            atomic_write_text(path, text)
         return text
 
     def to_original_params(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Iterator
 
 
 @contextmanager
-def _atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file that replaces ``path`` when the block ends without error; nothing changes otherwise."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -51,7 +51,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Replace ``path``'s content by ``data`` atomically and durably."""
-    with _atomic_open(path) as fh:
+    with atomic_open(path) as fh:
         fh.write(data)
     return Path(path)
 
@@ -61,10 +61,15 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
+def atomic_write_csv(frame, path: str | os.PathLike, **to_csv_kwargs) -> Path:
+    """``frame.to_csv(path, **to_csv_kwargs)`` for a pandas DataFrame, atomically."""
+    return atomic_write_text(path, frame.to_csv(**to_csv_kwargs))
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)``, atomically: a killed save leaves the previous file (or none)."""
     import torch  # here, so that the other writers do not need torch
 
-    with _atomic_open(path) as fh:
+    with atomic_open(path) as fh:
         torch.save(obj, fh)
     return Path(path)

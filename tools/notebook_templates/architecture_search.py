@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from functions.engine.config import profile_from_env
+from functions.engine.fileio import atomic_write_csv, atomic_write_text
 from functions.engine.networks import CustomCNN
 from functions.notebook import check_parameters, default_results_dir
 from functions.related import archsearch
@@ -120,10 +121,10 @@ __import__("pandas").DataFrame(final).T.round(4)
 
 # %%
 results_dir.mkdir(parents=True, exist_ok=True)
-table.to_csv(results_dir / "trials.csv", index=False)
-importances.rename_axis("param").reset_index().to_csv(results_dir / "importances.csv", index=False)
+atomic_write_csv(table, results_dir / "trials.csv", index=False)
+atomic_write_csv(importances.rename_axis("param").reset_index(), results_dir / "importances.csv", index=False)
 config.to_json(results_dir / "best_config.json")
-(results_dir / "best_trial.json").write_text(json.dumps(dict(
+atomic_write_text(results_dir / "best_trial.json", json.dumps(dict(
     dataset=dataset, profile=profile, seed=seed, settings=settings, search_seconds=search_seconds,
     summary=summary, best_spec=best_spec, channels=archsearch.spec_channels(best_spec),
     not_expressible_in_studyconfig=notes, retrained=final), indent=2))

@@ -17,6 +17,7 @@ import pandas as pd
 from functions.analysis import clustering, figures
 from functions.engine.conditions import RunSpec
 from functions.engine.config import profile_from_env
+from functions.engine.fileio import atomic_write_csv
 from functions.engine.study import Study
 from functions.notebook import check_parameters, study_config
 
@@ -88,7 +89,7 @@ probes.pivot(index="layer", columns="model", values="accuracy").join(cka.set_ind
 # %%
 out = os.path.join(cfg.results_dir, "clustering")
 os.makedirs(out, exist_ok=True)
-cdf.to_csv(os.path.join(out, f"clustering_{cfg.target_dataset}.csv"), index=False)
-probes.to_csv(os.path.join(out, f"probes_{cfg.target_dataset}.csv"), index=False)
-cka.to_csv(os.path.join(out, f"cka_{cfg.target_dataset}.csv"), index=False)
+atomic_write_csv(cdf, os.path.join(out, f"clustering_{cfg.target_dataset}.csv"), index=False)
+atomic_write_csv(probes, os.path.join(out, f"probes_{cfg.target_dataset}.csv"), index=False)
+atomic_write_csv(cka, os.path.join(out, f"cka_{cfg.target_dataset}.csv"), index=False)
 print(out)

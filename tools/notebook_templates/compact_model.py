@@ -25,6 +25,7 @@ from torchinfo import summary
 
 from functions.engine.config import profile_from_env
 from functions.engine.data import load_dataset, normalize
+from functions.engine.fileio import atomic_torch_save, atomic_write_csv, atomic_write_text
 from functions.engine.networks import count_parameters
 from functions.engine.training import class_accuracies, predict
 from functions.notebook import check_parameters, default_results_dir
@@ -132,12 +133,12 @@ compact.plot_misclassified(images, true, pred, raw.classes);
 
 # %%
 results_dir.mkdir(parents=True, exist_ok=True)
-pd.concat(histories.values()).to_csv(results_dir / "history.csv", index=False)
-comparison.to_csv(results_dir / "comparison.csv", index=False)
-per_class.to_csv(results_dir / "per_class_accuracy.csv", index=False)
-rf_table.to_csv(results_dir / "receptive_field.csv", index=False)
-torch.save(models[main].state_dict(), results_dir / f"compact_{scheduler}.pt")
-(results_dir / "summary.json").write_text(json.dumps(dict(
+atomic_write_csv(pd.concat(histories.values()), results_dir / "history.csv", index=False)
+atomic_write_csv(comparison, results_dir / "comparison.csv", index=False)
+atomic_write_csv(per_class, results_dir / "per_class_accuracy.csv", index=False)
+atomic_write_csv(rf_table, results_dir / "receptive_field.csv", index=False)
+atomic_torch_save(models[main].state_dict(), results_dir / f"compact_{scheduler}.pt")
+atomic_write_text(results_dir / "summary.json", json.dumps(dict(
     profile=profile, seed=seed, epochs=epochs, lr=lr, main_scheduler=main, dropout=dropout,
     max_shift=max_shift, parameters=n_params, n_train=n_train, n_test=n_test,
     threads=threads, device=device, wall_seconds=seconds,

@@ -21,6 +21,7 @@ from functions.analysis.tables import to_markdown
 from functions.analysis.widgets import ResultsExplorer
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI
 from functions.engine.config import profile_from_env
+from functions.engine.fileio import atomic_write_csv
 from functions.engine.study import Study
 from functions.notebook import check_parameters, default_results_dir, study_config
 
@@ -62,7 +63,8 @@ if profile == "smoke":
         cdf = clustering.cluster_study(mnist.pretrained, x, y, [0.5, 1.0], 2, methods=["agglomerative"], seed=0,
                                        dataset="MNIST", split="test")
         os.makedirs(clustering_results, exist_ok=True)
-        cdf.assign(model="pretrained").to_csv(os.path.join(clustering_results, "clustering_MNIST.csv"), index=False)
+        atomic_write_csv(cdf.assign(model="pretrained"), os.path.join(clustering_results, "clustering_MNIST.csv"),
+                         index=False)
 df = load_results(mnist_results)
 print(len(df), "runs:", df.groupby("condition").size().to_dict())
 

@@ -28,6 +28,7 @@ import torch
 
 from functions.engine.config import profile_from_env
 from functions.engine.data import load_dataset, normalize
+from functions.engine.fileio import atomic_write_csv, atomic_write_text
 from functions.notebook import check_parameters, default_results_dir
 from functions.related import featuremaps as fm
 
@@ -140,14 +141,14 @@ robustness.pivot(index="epsilon", columns="model", values="accuracy").round(4)
 
 # %%
 results_dir.mkdir(parents=True, exist_ok=True)
-accuracy.to_csv(results_dir / "accuracy.csv", index=False)
-robustness.to_csv(results_dir / "robustness.csv", index=False)
-pd.concat([m1_history.assign(model="m1"), m2_history.assign(model="m2")]).to_csv(
-    results_dir / "history.csv", index=False)
+atomic_write_csv(accuracy, results_dir / "accuracy.csv", index=False)
+atomic_write_csv(robustness, results_dir / "robustness.csv", index=False)
+atomic_write_csv(pd.concat([m1_history.assign(model="m1"), m2_history.assign(model="m2")]),
+                 results_dir / "history.csv", index=False)
 summary = dict(dataset=dataset, profile=profile, seed=seed, sum_channels=sum_channels, settings=settings,
                n_train=n_train, n_test=n_test, maps_per_epoch=n_maps, m1_seconds=m1_seconds,
                m2_seconds=m2_seconds, reference=reference,
                test_accuracy={m: float(accuracy.query("model == @m and split == 'test'")["accuracy"].iloc[0])
                               for m in models})
-(results_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+atomic_write_text(results_dir / "summary.json", json.dumps(summary, indent=2))
 print("wrote", sorted(p.name for p in results_dir.iterdir()), "to", results_dir)

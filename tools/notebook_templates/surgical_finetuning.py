@@ -22,6 +22,7 @@ from functions.analysis.results import load_results
 from functions.engine.architectures import block_count
 from functions.engine.conditions import SURGICAL
 from functions.engine.config import profile_from_env
+from functions.engine.fileio import atomic_write_csv
 from functions.engine.study import Study
 from functions.notebook import check_parameters, default_results_dir, study_config
 
@@ -83,6 +84,7 @@ fig = transfer_conditions.surgical_plot(both)
 
 # %%
 os.makedirs(cfg.results_dir, exist_ok=True)
-both.to_csv(os.path.join(cfg.results_dir, "surgical_summary.csv"), index=False)
-transfer_conditions.best_blocks(both).to_csv(os.path.join(cfg.results_dir, "best_blocks.csv"), index=False)
+atomic_write_csv(both, os.path.join(cfg.results_dir, "surgical_summary.csv"), index=False)
+atomic_write_csv(transfer_conditions.best_blocks(both), os.path.join(cfg.results_dir, "best_blocks.csv"),
+                 index=False)
 print(study.store.path, *figures.save_figure(fig, os.path.join(cfg.results_dir, "surgical")), sep="\n")

@@ -27,6 +27,7 @@ from functions.analysis import diagnostics, figures, transfer_conditions
 from functions.engine.architectures import block_count
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI
 from functions.engine.config import profile_from_env
+from functions.engine.fileio import atomic_write_csv
 from functions.engine.study import Study
 from functions.notebook import check_parameters, default_results_dir, study_config
 from functions.related.tta import tta_comparison
@@ -147,7 +148,7 @@ os.makedirs(cfg.results_dir, exist_ok=True)
 written = [study.store.path]
 def save(frame, name):
     path = os.path.join(cfg.results_dir, name)
-    frame.to_csv(path, index=False)
+    atomic_write_csv(frame, path, index=False)
     written.append(path)
 if "yosinski" in questions:
     save(by_cut, "yosinski_accuracy_by_cut.csv"); save(effects, "yosinski_effects.csv")

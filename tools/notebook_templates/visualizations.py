@@ -16,6 +16,7 @@ from functions.analysis import diagnostics, figures, stats
 from functions.analysis.results import load_results, with_settings
 from functions.analysis.tables import to_latex, to_markdown
 from functions.engine.config import profile_from_env
+from functions.engine.fileio import atomic_write_text
 from functions.notebook import check_parameters, default_results_dir
 
 # %% tags=["parameters"]
@@ -96,8 +97,6 @@ if info_files:  # the latest one
 md = to_markdown(summary)
 tex = to_latex(summary)
 os.makedirs(figures_dir, exist_ok=True)
-with open(os.path.join(figures_dir, "summary.md"), "w") as fh:
-    fh.write(md)
-with open(os.path.join(figures_dir, "summary.tex"), "w") as fh:
-    fh.write(tex)
+atomic_write_text(os.path.join(figures_dir, "summary.md"), md)
+atomic_write_text(os.path.join(figures_dir, "summary.tex"), tex)
 print(md)
