@@ -88,6 +88,10 @@ def test_budget_and_wall_time_tables():
     df = synthetic_rows()
     budget = protocols.budget_table(df)
     assert set(budget["steps"]) == {500} and budget["runs"].max() == 10
+    overview = protocols.budget_overview(df.assign(steps=[5 if r % 3 == 0 else 500 for r in df["repeat"]]))
+    assert list(overview["protocol_variant"]) == ["original", "realistic"]
+    assert list(overview.columns[-3:]) == ["steps baseline", "steps cut 1", "steps cut 2"]
+    assert overview["runs"].tolist() == [30, 30] and overview["< 50 steps"].tolist() == [12, 12]
     walls = protocols.wall_times(df).set_index("protocol_variant")
     assert walls.loc["realistic", "seconds_per_run_vs_original"] == pytest.approx(0.5)
     starved = protocols.starved_runs(df.assign(steps=[5 if r % 3 == 0 else 500 for r in df["repeat"]]))

@@ -107,6 +107,23 @@ def budget_table(df: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"repeat": "runs"}).reset_index()
 
 
+def budget_overview(df: pd.DataFrame, max_steps: int = 50) -> pd.DataFrame:
+    """One row per (study, protocol, fraction): median labelled images for training and validation, the
+    median optimizer steps of each arm (one column per arm) and how many runs took < ``max_steps`` steps."""
+    keys = list(GROUP)
+    images = df.groupby(keys, sort=False).agg(train_images=("n_train", "median"), val_images=("n_val", "median"),
+                                              runs=("steps", "size"),
+                                              **{f"< {max_steps} steps": ("steps", lambda s: int((s < max_steps).sum()))})
+    steps = df.pivot_table(index=keys, columns="arm", values="steps", aggfunc="median")
+    steps = steps[sorted(steps.columns, key=lambda a: -1 if a == "baseline" else int(a.split()[-1]))]
+    steps.columns = [f"steps {arm}" for arm in steps.columns]
+    table = images.join(steps).reset_index()
+    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return table.sort_values(["study", "fraction"], kind="stable").sort_values(
+        ["study", "protocol_variant"], key=lambda c: c.map(order) if c.name == "protocol_variant" else c,
+        kind="stable").reset_index(drop=True)
+
+
 def starved_runs(df: pd.DataFrame, max_steps: int = 50) -> pd.DataFrame:
     """Runs that took fewer than ``max_steps`` optimizer steps, per (study, protocol, fraction, arm):
     ``runs``, ``starved`` and the median test accuracy of each kind — the symptom of an epoch-counted
