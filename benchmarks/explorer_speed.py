@@ -9,6 +9,8 @@ per step and a JSON summary. Run from the repository root, with nothing else hea
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
@@ -23,7 +25,8 @@ from functions.analysis.widgets import ResultsExplorer  # noqa: E402  (after the
 def timed(label: str, action, timings: dict) -> None:
     """Run ``action()`` and record its wall seconds under ``label``."""
     start = time.perf_counter()
-    action()
+    with contextlib.redirect_stdout(io.StringIO()):  # outside Jupyter, display() would print reprs
+        action()
     timings[label] = round(time.perf_counter() - start, 3)
     print(f"{label:<55} {timings[label]:7.2f} s", flush=True)
 

@@ -265,3 +265,41 @@ def test_load_results_reads_a_run_once_but_keeps_runs_of_other_stores(tmp_path):
     again = results.load_results(tmp_path / "a.jsonl", tmp_path / "a.jsonl", tmp_path / "export",
                                  study="MNIST[0-4]->MNIST[5-9]")
     assert len(again) == len(rows) and set(again["source"]) == {str(tmp_path / "a.jsonl")}
+
+
+def _protocol_rows():
+    """Baseline + FR cut 1 under two protocols (same study name, fractions, repeats), the realistic one
+    with a tuned learning rate that differs from run to run."""
+    rows = []
+    for protocol, grid in (("original", None), ("realistic", [3e-4, 1e-3, 3e-3])):
+        for repeat in range(6):
+            for cut in (-1, 1):
+                rows.append(dict(study="S", condition="baseline" if cut == -1 else "FR", cut=cut, fraction=0.01,
+                                 repeat=repeat, protocol=protocol, n_val=5, lr_grid=grid,
+                                 lr=1e-3 if grid is None else grid[(repeat + cut) % 3],
+                                 test_acc=0.5 + 0.01 * repeat + (0.1 if cut == 1 else 0) +
+                                 (0.2 if protocol == "realistic" else 0), config_hash=protocol,
+                                 source_dataset="MNIST", target_dataset="MNIST", pretrain_classes=[0, 1],
+                                 finetune_classes=[2, 3], depth=2, num_channels=4, kernel_size=3,
+                                 activation="ReLU", pooling="avg2/every2", train_acc=1.0))
+    return pd.DataFrame(rows).assign(arm=lambda d: np.where(d["cut"] == -1, "baseline", "cut " + d["cut"].astype(str)))
+
+
+def test_protocols_are_never_paired_across_variants():
+    df = results.with_settings(_protocol_rows())
+    assert sorted(df["setting"].unique()) == ["FR · original", "FR · realistic, tuned lr"]
+    for setting, rows in df.groupby("setting"):
+        assert set(rows["protocol"]) == {setting.split(" · ")[1].split(",")[0]}  # its own baseline only
+        assert rows.groupby(["arm", "repeat"]).size().max() == 1
+    assert set(df.loc[df["setting"].str.endswith("tuned lr"), "lr_setting"]) == {"tuned"}
+    assert set(df.loc[df["setting"] == "FR · original", "lr_setting"]) == {"0.001"}
+
+
+def test_a_tuned_learning_rate_never_splits_the_pairs():
+    from functions.analysis.figures_common import _row_columns, setting_rows
+
+    tuned = _protocol_rows().query("protocol == 'realistic'")
+    prepared = pd.concat([r for _, r in setting_rows(tuned)], ignore_index=True)
+    assert _row_columns(prepared) == ["study", "setting"]  # the chosen lr varies, but it is an outcome
+    summary = stats.summarize(prepared, by=_row_columns(prepared) + ["fraction"], n_boot=100)
+    assert summary.loc[summary["arm"] == "cut 1", "n_pairs"].iloc[0] == 6

@@ -148,11 +148,13 @@ def _pick_fractions(df: pd.DataFrame, fractions) -> list[float]:
 
 # ----------------------------------------------------------------------------- settings
 def _row_columns(df: pd.DataFrame) -> list[str]:
-    """Columns that tell one row of panels from another: study, setting, and lr when it varies."""
+    """Columns that tell one row of panels from another: study, setting, and the learning rate when it is
+    a setting that varies (``lr_setting`` of :func:`~functions.analysis.results.with_settings`; a rate
+    each run tuned for itself is an outcome and never splits panels)."""
     columns = ["study", "setting"]
     transfer = df[df["cut"] != -1]
-    if "lr" in df.columns and len(transfer) and transfer.groupby(columns)["lr"].nunique().max() > 1:
-        columns.append("lr")
+    if "lr_setting" in df.columns and len(transfer) and transfer.groupby(columns)["lr_setting"].nunique().max() > 1:
+        columns.append("lr_setting")
     return columns
 
 
@@ -169,7 +171,7 @@ def setting_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         parts = []
         for i in varying:
             value = key[i]
-            parts.append(f"lr {value:g}" if columns[i] == "lr" else str(value))
+            parts.append(f"lr {value}" if columns[i] == "lr_setting" else str(value))
         rows.append((" · ".join(parts), rows_df))
     return rows
 

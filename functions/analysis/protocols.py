@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from functions.analysis import stats
-from functions.analysis.results import load_results
+from functions.analysis.results import load_results, protocol_variant  # noqa: F401  (re-exported)
 
 VARIANT_ORDER = ("original", "steps", "realistic", "fixed budget", "realistic, tuned lr")
 VARIANT_STYLE = {  # colour-blind-safe Okabe–Ito colours; the reference protocol drawn dashed
@@ -22,17 +22,6 @@ VARIANT_STYLE = {  # colour-blind-safe Okabe–Ito colours; the reference protoc
     "fixed budget": ("#CC79A7", ":"), "realistic, tuned lr": ("#0072B2", "-."),
 }
 GROUP = ("study", "protocol_variant", "fraction")
-
-
-def protocol_variant(df: pd.DataFrame) -> pd.Series:
-    """Variant label of each row: its ``protocol``, ``"fixed budget"`` for a run without validation, and
-    ``", tuned lr"`` appended when the run chose its learning rate from an ``lr_grid``."""
-    protocol = df["protocol"].fillna("original") if "protocol" in df else pd.Series("original", df.index)
-    fixed = (protocol == "realistic") & (df["n_val"] == 0)
-    label = protocol.where(~fixed, "fixed budget")
-    tuned = df["lr_grid"].map(lambda g: isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0) \
-        if "lr_grid" in df else pd.Series(False, df.index)
-    return label.where(~tuned, label + ", tuned lr")
 
 
 def load_protocol_results(*paths: str) -> pd.DataFrame:

@@ -346,9 +346,44 @@ def drop_repeated_runs(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[sorted(kept.index)]
 
 
+def protocol_variant(df: pd.DataFrame) -> pd.Series:
+    """Variant label of each row: its ``protocol``, ``"fixed budget"`` for a run without validation, and
+    ``", tuned lr"`` appended when the run chose its learning rate from an ``lr_grid``. Rows that name no
+    protocol (written before protocols existed, or in the original format) are ``"original"``."""
+    protocol = df["protocol"].fillna("original") if "protocol" in df else pd.Series("original", df.index)
+    n_val = df["n_val"] if "n_val" in df else pd.Series(np.nan, df.index)
+    label = protocol.where(~((protocol == "realistic") & (n_val == 0)), "fixed budget")
+    tuned = df["lr_grid"].map(lambda g: isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0) \
+        if "lr_grid" in df else pd.Series(False, df.index)
+    return label.where(~tuned, label + ", tuned lr")
+
+
 def with_settings(df: pd.DataFrame) -> pd.DataFrame:
-    """Repeated runs dropped and a ``setting`` column: each condition with its own copy of the baseline."""
+    """Repeated runs dropped and a ``setting`` column: each condition with its own copy of the baseline.
+
+    Rows of several protocol variants (a ``results/protocols`` folder) are never paired across variants:
+    each variant gets its own settings, named ``"FR · realistic"``, each with that variant's baseline."""
     df = drop_repeated_runs(df)
+    variants = protocol_variant(df)
+    if variants.nunique() > 1:
+        parts = [_settings_of(rows).assign(setting=lambda d, v=variant: d["setting"] + f" · {v}")
+                 for variant, rows in df.groupby(variants, sort=False)]
+        df = pd.concat(parts, ignore_index=True)
+    else:
+        df = _settings_of(df)
+    return df.assign(lr_setting=lr_setting(df)) if "lr" in df.columns else df
+
+
+def lr_setting(df: pd.DataFrame) -> pd.Series:
+    """The learning rate as a setting of each row: ``"0.001"``, or ``"tuned"`` when the run chose its rate
+    from an ``lr_grid`` (its ``lr`` is then an outcome, and grouping by it would break the pairing)."""
+    tuned = protocol_variant(df).str.endswith(", tuned lr")
+    return pd.Series(np.where(tuned, "tuned", df["lr"].map(lambda v: f"{v:g}" if pd.notna(v) else "–")),
+                     index=df.index, dtype=object)
+
+
+def _settings_of(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`with_settings` for rows of one protocol variant."""
     if "study" not in df.columns:
         df = df.assign(study="")
     if "condition" not in df.columns:
