@@ -101,3 +101,15 @@ def test_budget_and_wall_time_tables():
 def test_gain_figure_draws_one_panel_per_fraction():
     fig = protocols.gain_figure(protocols.transfer_gains(synthetic_rows(), n_boot=200))
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
+
+
+def test_verdict_names_every_fair_protocol_and_its_shift():
+    base = synthetic_rows(gains={"original": 0.10, "realistic": 0.04})
+    tuned = synthetic_rows(gains={"realistic": 0.0}, seed=1).assign(protocol_variant="realistic, tuned lr")
+    df = pd.concat([base, tuned], ignore_index=True)
+    gains = protocols.transfer_gains(df, n_boot=200)
+    shift = protocols.gain_shifts(df, n_boot=200)
+    assert set(shift["comparison"]) == {"realistic − original", "realistic, tuned lr − original"}
+    text = protocols.verdict(gains, shift)
+    assert "The gain survives the realistic protocol; it moves by -5.9 points" in text
+    assert "The gain does not survive the realistic, tuned lr protocol; it moves by -10.0 points" in text

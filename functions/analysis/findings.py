@@ -179,7 +179,7 @@ def protocol_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) 
     present = set(df["protocol_variant"])
     variants = [v for v in protocols.VARIANT_ORDER if v in present] + sorted(present - set(protocols.VARIANT_ORDER))
     try:
-        shift = protocols.gain_shift(df, n_boot=n_boot, seed=seed, alpha=ALPHA)
+        shift = protocols.gain_shifts(df, n_boot=n_boot, seed=seed, alpha=ALPHA)
     except ValueError as err:  # a protocol without baseline rows (yet)
         shift = pd.DataFrame()
         section.missing.append(f"protocol gain shift: {err}")
@@ -214,11 +214,10 @@ def protocol_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) 
             **effect_cells(long)})
         section.table(f"gains {study}", long, shown)
         section.add(*power_lines(long, ["protocol_variant", "fraction"]))
-        if not shift.empty and (shift["study"] == study).any():
-            s = shift[shift["study"] == study].assign(_c=lambda t: t["arm"].map(cut_number))
-            s = s.sort_values(["fraction", "_c"])
-            section.add(f"Gain shift {s['comparison'].iloc[0]} (paired by repeat):")
-            section.table(f"shift {study}", s, pd.DataFrame({
+        for comparison, s in (shift[shift["study"] == study] if len(shift) else shift).groupby("comparison", sort=False):
+            s = s.assign(_c=s["arm"].map(cut_number)).sort_values(["fraction", "_c"])
+            section.add(f"Gain shift {comparison} (paired by repeat):")
+            section.table(f"shift {study} {comparison}", s, pd.DataFrame({
                 "fraction": s["fraction"].map(fraction_text), "cut": s["arm"], "n pairs": s["n_pairs"].astype(str),
                 **effect_cells(s, diff="median_shift", label="shift (points)")}))
     section.add("### Training budget actually used", "",

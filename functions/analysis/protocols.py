@@ -22,6 +22,7 @@ VARIANT_STYLE = {  # colour-blind-safe Okabe–Ito colours; the reference protoc
     "fixed budget": ("#CC79A7", ":"), "realistic, tuned lr": ("#0072B2", "-."),
 }
 GROUP = ("study", "protocol_variant", "fraction")
+FAIR_VARIANTS = ("realistic", "realistic, tuned lr")  # budget-fair, validated on the run's own labels
 
 
 def load_protocol_results(*paths: str) -> pd.DataFrame:
@@ -85,6 +86,18 @@ def gain_shift(df: pd.DataFrame, reference: str = "original", other: str = "real
     out["significant"] = out["p_holm"] < alpha
     out.insert(0, "comparison", f"{other} − {reference}")
     return out
+
+
+def gain_shifts(df: pd.DataFrame, reference: str = "original", others: Iterable[str] | None = None,
+                **kwargs) -> pd.DataFrame:
+    """:func:`gain_shift` from ``reference`` to each of ``others`` (default: the fair variants) that is
+    present, one table (column ``comparison``); Holm runs within each comparison."""
+    present = set(df["protocol_variant"])
+    others = FAIR_VARIANTS if others is None else tuple(others)
+    if reference not in present:
+        return pd.DataFrame()
+    parts = [gain_shift(df, reference, other, **kwargs) for other in others if other in present]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def budget_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -200,9 +213,11 @@ def _p_text(p: float) -> str:
 
 
 def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | None = None,
-            reference: str = "original", fair: str = "realistic") -> str:
+            reference: str = "original", fair: str | Iterable[str] = FAIR_VARIANTS) -> str:
     """A short verdict computed from the tables: the gain of ``arm`` (default: the deepest cut) at each
-    fraction under the reference and the fair protocol, where it is significant, and how much it moved."""
+    fraction under every protocol, where it is significant, whether it survives each ``fair`` protocol and
+    (from ``shift``, :func:`gain_shift`) how much it moved from the reference to that protocol."""
+    fair = (fair,) if isinstance(fair, str) else tuple(fair)
     lines = []
     for study, rows in gains.groupby("study", sort=True):
         chosen = arm or max(rows["arm"].unique(), key=lambda a: int(a.split()[-1]))
@@ -217,19 +232,33 @@ def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | N
                 r = by_variant.loc[variant]
                 parts.append(f"{variant} {r['gain_points']:+.1f} ({_p_text(r['p_holm'])}, n = {r['n_pairs']})")
             text = f"- at {_fraction_text(fraction)}: " + "; ".join(parts) + ". " + _significance_text(by_variant)
-            if reference in by_variant.index and fair in by_variant.index:
-                survives = bool(by_variant.loc[fair, "significant"]) and by_variant.loc[fair, "median_diff"] > 0
-                text += (f" The gain {'survives' if survives else 'does not survive'} the {fair} protocol")
-                if shift is not None and not shift.empty:
-                    s = shift[(shift["study"] == study) & (shift["fraction"] == fraction) & (shift["arm"] == chosen)]
-                    if len(s):
-                        s = s.iloc[0]
-                        text += (f"; it moves by {100 * s['median_shift']:+.1f} points from {reference} to {fair} "
-                                 f"(paired by repeat, 95 % CI {100 * s['low']:+.1f} to {100 * s['high']:+.1f}, "
-                                 f"{_p_text(s['p_holm'])})")
-                text += "."
+            if reference in by_variant.index:
+                for variant in (v for v in fair if v in by_variant.index):
+                    text += _survival_text(by_variant.loc[variant], variant, reference,
+                                           _shift_row(shift, study, fraction, chosen, variant, reference))
             lines.append(text)
     return "\n".join(lines)
+
+
+def _shift_row(shift: pd.DataFrame | None, study: str, fraction: float, arm: str, variant: str,
+               reference: str) -> pd.Series | None:
+    """The row of :func:`gain_shift`'s table for this gain and comparison, if there is one."""
+    if shift is None or shift.empty:
+        return None
+    s = shift[(shift["study"] == study) & (shift["fraction"] == fraction) & (shift["arm"] == arm)
+              & (shift["comparison"] == f"{variant} − {reference}")]
+    return s.iloc[0] if len(s) else None
+
+
+def _survival_text(row: pd.Series, variant: str, reference: str, shift: pd.Series | None) -> str:
+    """`` The gain survives the realistic protocol; it moves by … .`` (survives: a significant gain)."""
+    survives = bool(row["significant"]) and row["median_diff"] > 0
+    text = f" The gain {'survives' if survives else 'does not survive'} the {variant} protocol"
+    if shift is not None:
+        text += (f"; it moves by {100 * shift['median_shift']:+.1f} points from {reference} to {variant} "
+                 f"(paired by repeat, 95 % CI {100 * shift['low']:+.1f} to {100 * shift['high']:+.1f}, "
+                 f"{_p_text(shift['p_holm'])})")
+    return text + "."
 
 
 def _significance_text(by_variant: pd.DataFrame) -> str:
