@@ -113,3 +113,14 @@ def test_verdict_names_every_fair_protocol_and_its_shift():
     text = protocols.verdict(gains, shift)
     assert "The gain survives the realistic protocol; it moves by -5.9 points" in text
     assert "The gain does not survive the realistic, tuned lr protocol; it moves by -10.0 points" in text
+
+
+def test_chosen_learning_rates_count_the_tuned_runs_only():
+    tuned = synthetic_rows(gains={"realistic": 0.02}).assign(protocol_variant="realistic, tuned lr")
+    tuned["lr"] = [3e-3 if arm == "baseline" else 1e-3 for arm in tuned["arm"]]
+    df = pd.concat([synthetic_rows(gains={"original": 0.1}), tuned], ignore_index=True)
+    table = protocols.chosen_learning_rates(df)
+    assert list(table.index.get_level_values("arm")) == ["baseline", "cut 1", "cut 2"]
+    assert table.loc[(STUDY, "realistic, tuned lr", 0.001, "baseline"), "lr 0.003"] == 10
+    assert table.loc[(STUDY, "realistic, tuned lr", 0.001, "cut 2"), "lr 0.001"] == 10
+    assert protocols.chosen_learning_rates(synthetic_rows()).empty

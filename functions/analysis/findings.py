@@ -19,6 +19,8 @@ import pandas as pd
 
 from functions.analysis import clustering as _clustering
 from functions.analysis import protocols, stats, transfer_conditions
+from functions.analysis.findings_format import (cut_number, effect_cells, fraction_text, md_table, number, p_text,
+                                                 percent, points)
 from functions.analysis.results import arm_sort_key, load_clustering, load_results
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI
 
@@ -39,60 +41,6 @@ CLASSES_FROM = {"MNIST/results/clustering": "mnist", "FashionMNIST/results/clust
 MIN_PER_CLASS = _clustering.MIN_PER_CLASS  # subsets with fewer images per class are not clustered
 FAMILY_VS_BASELINE = ("Wilcoxon signed-rank on repeats paired by `repeat` (same subset); Holm over the "
                       "cut-vs-baseline comparisons of one fraction")
-
-
-# ----------------------------------------------------------------------------- formatting helpers
-def fraction_text(fraction: float) -> str:
-    """0.001 → ``0.1 %``."""
-    return f"{100 * float(fraction):g} %"
-
-
-def points(value: float) -> str:
-    """An accuracy difference in percentage points, signed, one decimal (``–`` when missing)."""
-    return "–" if value is None or not np.isfinite(value) else f"{100 * float(value):+.1f}"
-
-
-def percent(value: float) -> str:
-    """An accuracy in per cent, one decimal."""
-    return "–" if value is None or not np.isfinite(value) else f"{100 * float(value):.1f}"
-
-
-def ci_text(low: float, high: float) -> str:
-    """``[+1.2, +3.4]`` in points."""
-    return f"[{points(low)}, {points(high)}]" if np.isfinite(low) and np.isfinite(high) else "–"
-
-
-def p_text(p: float) -> str:
-    """``0.008``, ``< 0.001`` or ``–`` (not tested)."""
-    if p is None or not np.isfinite(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def number(value: float, digits: int = 3) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{float(value):.{digits}f}"
-
-
-def mark(significant) -> str:
-    """✓ where ``significant`` is True."""
-    return "✓" if bool(significant) else ""
-
-
-def effect_cells(t: pd.DataFrame, diff: str = "median_diff", low: str = "low", high: str = "high",
-                 p_holm: str = "p_holm", significant: str = "significant", label: str = "Δ (points)") -> dict:
-    """Formatted Δ, 95 % CI, Holm p and ✓ columns of an effect table."""
-    return {label: t[diff].map(points), "95 % CI": [ci_text(lo, hi) for lo, hi in zip(t[low], t[high])],
-            "Holm p": t[p_holm].map(p_text),
-            "✓": t[significant].map(lambda v: mark(v) if isinstance(v, (bool, np.bool_)) else "")}
-
-
-def md_table(df: pd.DataFrame) -> str:
-    """A pipe table of already formatted cells (tabulate's number parsing off, so ``+1.0`` stays)."""
-    return df.to_markdown(index=False, disable_numparse=True)
-
-
-def cut_number(arm: str) -> int:
-    return int(str(arm).split()[-1])
 
 
 # ----------------------------------------------------------------------------- sections
@@ -244,6 +192,13 @@ def protocol_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) 
         section.add(f"**{study}**")
         section.table(f"budget {study}", budget[budget["study"] == study],
                       rows.drop(columns="study").dropna(axis=1, how="all").fillna("–"))
+    chosen = protocols.chosen_learning_rates(df)
+    if len(chosen):
+        section.tables["chosen lr"] = chosen
+        section.add("### Learning rates the tuned runs chose", "", "Runs per rate (each arm picks on its own "
+                    "carved validation split; ties go to the lower validation loss).", "")
+        shown = chosen.reset_index().drop(columns="protocol_variant").astype(str)
+        section.table("chosen lr", chosen, shown.assign(fraction=chosen.reset_index()["fraction"].map(fraction_text)))
     walls = _by_variant(protocols.wall_times(df), variants)
     devices = df.groupby(["study", "protocol_variant"])["device"].agg(
         lambda d: ", ".join(sorted({str(x) for x in d.dropna()})) or "–")

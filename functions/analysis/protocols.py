@@ -126,6 +126,20 @@ def budget_overview(df: pd.DataFrame, max_steps: int = 50) -> pd.DataFrame:
         kind="stable").reset_index(drop=True)
 
 
+def chosen_learning_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """For runs that tuned their learning rate (``lr_grid``): how many repeats chose each rate, per (study,
+    protocol, fraction, arm), one column per rate. Empty when no run tuned its rate."""
+    tuned = df[df["protocol_variant"].str.endswith(", tuned lr")]
+    if tuned.empty:
+        return pd.DataFrame()
+    table = pd.crosstab([tuned["study"], tuned["protocol_variant"], tuned["fraction"], tuned["arm"]],
+                        tuned["lr"].map(lambda v: f"lr {v:g}"))
+    order = sorted(table.index, key=lambda k: (k[0], k[1], k[2], -1 if k[3] == "baseline" else int(k[3].split()[-1])))
+    table = table.loc[order]
+    table.columns.name = "runs that chose"
+    return table
+
+
 def starved_runs(df: pd.DataFrame, max_steps: int = 50) -> pd.DataFrame:
     """Runs that took fewer than ``max_steps`` optimizer steps, per (study, protocol, fraction, arm):
     ``runs``, ``starved`` and the median test accuracy of each kind — the symptom of an epoch-counted

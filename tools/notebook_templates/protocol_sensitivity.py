@@ -26,8 +26,8 @@ from typing import Optional, Union
 from IPython.display import Markdown, display
 
 from functions.analysis import figures
-from functions.analysis.protocols import (budget_overview, gain_figure, gain_shifts, starved_runs, summary_frame,
-                                          transfer_gains, verdict, wall_times)
+from functions.analysis.protocols import (budget_overview, chosen_learning_rates, gain_figure, gain_shifts,
+                                          starved_runs, summary_frame, transfer_gains, verdict, wall_times)
 from functions.engine.config import profile_from_env
 from functions.engine.protocols import PROTOCOL_VARIANTS, run_protocols
 from functions.notebook import check_parameters, default_results_dir, executor_for, study_config
@@ -110,6 +110,9 @@ budget_overview(rows)
 # %%
 starved = starved_runs(rows)
 starved[starved["starved"] > 0].round(4)
+
+# %%
+chosen_learning_rates(rows)  # empty unless "realistic, tuned lr" ran: how many repeats chose each rate
 
 # %%
 wall_times(rows)

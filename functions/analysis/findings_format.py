@@ -1,0 +1,61 @@
+"""Cell formatting for the findings document: fractions, points, CIs, p-values and ✓ as text.
+
+Small pure functions, so every table of ``docs/findings.md`` writes a number the same way.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def fraction_text(fraction: float) -> str:
+    """0.001 → ``0.1 %``."""
+    return f"{100 * float(fraction):g} %"
+
+
+def points(value: float) -> str:
+    """An accuracy difference in percentage points, signed, one decimal (``–`` when missing)."""
+    return "–" if value is None or not np.isfinite(value) else f"{100 * float(value):+.1f}"
+
+
+def percent(value: float) -> str:
+    """An accuracy in per cent, one decimal."""
+    return "–" if value is None or not np.isfinite(value) else f"{100 * float(value):.1f}"
+
+
+def ci_text(low: float, high: float) -> str:
+    """``[+1.2, +3.4]`` in points."""
+    return f"[{points(low)}, {points(high)}]" if np.isfinite(low) and np.isfinite(high) else "–"
+
+
+def p_text(p: float) -> str:
+    """``0.008``, ``< 0.001`` or ``–`` (not tested)."""
+    if p is None or not np.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def number(value: float, digits: int = 3) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{float(value):.{digits}f}"
+
+
+def mark(significant) -> str:
+    """✓ where ``significant`` is True."""
+    return "✓" if bool(significant) else ""
+
+
+def effect_cells(t: pd.DataFrame, diff: str = "median_diff", low: str = "low", high: str = "high",
+                 p_holm: str = "p_holm", significant: str = "significant", label: str = "Δ (points)") -> dict:
+    """Formatted Δ, 95 % CI, Holm p and ✓ columns of an effect table."""
+    return {label: t[diff].map(points), "95 % CI": [ci_text(lo, hi) for lo, hi in zip(t[low], t[high])],
+            "Holm p": t[p_holm].map(p_text),
+            "✓": t[significant].map(lambda v: mark(v) if isinstance(v, (bool, np.bool_)) else "")}
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A pipe table of already formatted cells (tabulate's number parsing off, so ``+1.0`` stays)."""
+    return df.to_markdown(index=False, disable_numparse=True)
+
+
+def cut_number(arm: str) -> int:
+    return int(str(arm).split()[-1])
