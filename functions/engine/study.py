@@ -10,6 +10,7 @@ once to the results store, so a stopped grid resumes where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -436,7 +437,7 @@ class Study:
         few images of a carved split) go to the lower validation loss, then to the earlier rate.
         """
         train_idx, val_idx = self.run_rows(spec.fraction, spec.repeat)
-        best = None
+        best, seconds = None, 0.0
         for lr in self.cfg.lr_grid or [self.cfg.lr_fine_tune]:
             model = self.build_model(spec).to(self.device)
             if cache is not None and spec.cut > 0:
@@ -444,9 +445,11 @@ class Study:
             else:
                 net, tensors = model, _split_tensors(self.target, self.device, train_idx, val_idx)
             result = self.fit(net, tensors, lr, spec)
+            seconds += result.seconds
             if best is None or _better_on_validation(result, best[2]):
                 best = (model, lr, result, len(tensors.y_val))
         model, lr, result, n_val = best
+        result = dataclasses.replace(result, seconds=seconds)  # the run's cost: every rate it tried
         row = self.row(spec, result, n_train=len(train_idx), n_val=n_val, lr=lr)
         if result.history:
             row["history"] = result.history
