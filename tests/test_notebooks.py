@@ -3,6 +3,7 @@ paths, no stale papermill injected-parameters cells, every notebook as its templ
 templates that are valid Python, misspelt parameters fail and papermill strings are converted. (Every
 notebook is also executed under nbval in the smoke profile via pytest's testpaths.)"""
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -16,8 +17,17 @@ NOTEBOOKS = sorted(p for folder in ("MNIST", "FashionMNIST", "CIFAR", "cross_dom
                    for p in (REPO / folder).glob("*.ipynb")) + [REPO / "example_visualizations.ipynb"]
 NOTEBOOKS = [p for p in NOTEBOOKS if p.exists() and not p.name.endswith(".out.ipynb")]
 TEMPLATES = sorted((REPO / "tools" / "notebook_templates").glob("*.py"))
-sys.path.insert(0, str(REPO / "tools"))
-import build_notebooks  # noqa: E402  (tools/ is not a package)
+
+
+def _load_tool(name: str):
+    """A script of ``tools/`` as a module, loaded from its file (tools/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_notebooks = _load_tool("build_notebooks")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))

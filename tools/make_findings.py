@@ -8,14 +8,12 @@ rerun this after the stores change instead of editing the file.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from functions.analysis.findings import build_findings, render  # the installed package (pip install -e .)
 
-from functions.analysis.findings import build_findings, render  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> Path:

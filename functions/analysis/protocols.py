@@ -34,7 +34,8 @@ def load_protocol_results(*paths: str) -> pd.DataFrame:
     return df
 
 
-def _variants_present(df: pd.DataFrame) -> list[str]:
+def variants_present(df: pd.DataFrame) -> list[str]:
+    """The protocol variants of ``df``'s rows, in the order of :data:`VARIANT_ORDER` (unknown ones last)."""
     present = set(df["protocol_variant"])
     return [v for v in VARIANT_ORDER if v in present] + sorted(present - set(VARIANT_ORDER))
 
@@ -68,7 +69,7 @@ def gain_shift(df: pd.DataFrame, reference: str = "original", other: str = "real
         wide = rows.pivot_table(index=["study", "fraction", "repeat"], columns="arm", values=metric,
                                 aggfunc="first")
         if "baseline" not in wide:
-            raise ValueError(f"protocol {variant!r} has no baseline rows; variants: {_variants_present(df)}")
+            raise ValueError(f"protocol {variant!r} has no baseline rows; variants: {variants_present(df)}")
         gain = wide.drop(columns="baseline").sub(wide["baseline"], axis=0)
         parts[variant] = gain.stack().rename(variant).reset_index().set_index(cols)
     paired = parts[reference].join(parts[other], how="inner").dropna()
@@ -198,7 +199,7 @@ def gain_figure(gains: pd.DataFrame, metric_label: str = "test accuracy"):
 def _draw_gain_panel(ax, panel: pd.DataFrame) -> None:
     arms = sorted(panel["arm"].unique(), key=lambda a: int(a.split()[-1]))
     x_of = {arm: i for i, arm in enumerate(arms)}
-    variants = [v for v in VARIANT_ORDER if v in set(panel["protocol_variant"])]
+    variants = variants_present(panel)
     width = 0.12
     ax.axhline(0, color="0.3", linewidth=0.8)
     for i, variant in enumerate(variants):
@@ -242,7 +243,7 @@ def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | N
         for fraction, at in rows[rows["arm"] == chosen].groupby("fraction", sort=True):
             by_variant = at.set_index("protocol_variant")
             parts = []
-            for variant in _variants_present(at):
+            for variant in variants_present(at):
                 r = by_variant.loc[variant]
                 parts.append(f"{variant} {r['gain_points']:+.1f} ({_p_text(r['p_holm'])}, n = {r['n_pairs']})")
             text = f"- at {_fraction_text(fraction)}: " + "; ".join(parts) + ". " + _significance_text(by_variant)
@@ -278,8 +279,8 @@ def _survival_text(row: pd.Series, variant: str, reference: str, shift: pd.Serie
 def _significance_text(by_variant: pd.DataFrame) -> str:
     """Which protocols make the gain a significant gain and which a significant loss (sign of the median)."""
     significant = by_variant[by_variant["significant"].astype(bool)]
-    gains = [v for v in _variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] > 0]
-    losses = [v for v in _variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] < 0]
+    gains = [v for v in variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] > 0]
+    losses = [v for v in variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] < 0]
     parts = ([f"Significant gain under: {', '.join(gains)}."] if gains else []) + \
             ([f"Significant loss under: {', '.join(losses)}."] if losses else [])
     return " ".join(parts) or "Significant under no protocol."
