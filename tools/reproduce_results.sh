@@ -3,8 +3,9 @@
 #
 #   TL_STUDY_DATA=/path/to/data tools/reproduce_results.sh [step ...]
 #
-# Steps (default: all, in this order): mnist fmnist cross_mf cross_fm conditions surgical clustering protocols
-# benchmark render. `render` re-executes the visualizations notebooks and example_visualizations.ipynb from
+# Steps (default: all, in this order): mnist mnist_large fmnist cross_mf cross_fm cross_fm_large conditions
+# surgical clustering protocols benchmark render. Two cores: run two lists of steps side by side, each
+# with OMP_NUM_THREADS=1 (one grid per core). `render` re-executes the visualizations notebooks and example_visualizations.ipynb from
 # the results (no training) and puts them back in place without papermill's injected-parameters cell (it would
 # override the notebook's defaults in JupyterLab), so they are committed with their outputs.
 # Each step runs one notebook with papermill from its folder; results are appended run by run to the
@@ -42,24 +43,26 @@ render() {  # render FOLDER NOTEBOOK: execute it from the results into a copy, t
 
 step() {
     case $1 in
+        # every grid runs under the cpu profile's fair default protocol (realistic, tuned lr; README
+        # "Protocols") at its fractions 0.001/0.01/0.1 with 16/16/8 repeats unless a step says otherwise
         mnist)      run mnist MNIST truncation_experiment.ipynb ;;  # baseline + FR + FT on the same subsets
+        # the headline settings also at 50 % and 100 % (where transfer may stop helping): 8 repeats each
+        mnist_large) run mnist_large MNIST empirical_experiment.ipynb -y "percentages: [0.5, 1.0]" \
+                        -y "repeats: [8, 8]" ;;
         fmnist)     run fmnist FashionMNIST empirical_experiment.ipynb -p class_split regular ;;
-        # 10 classes on both sides: twice the data per fraction, so fewer repeats at the largest fraction
         cross_mf)   run cross_mf cross_domain empirical_experiment.ipynb -p source_dataset MNIST \
-                        -p target_dataset FashionMNIST -y "repeats: [8, 8, 4]" ;;
-        # FashionMNIST → MNIST: fewer repeats at 10 % to fit the session this was run in
+                        -p target_dataset FashionMNIST ;;
         cross_fm)   run cross_fm cross_domain empirical_experiment.ipynb -p source_dataset FashionMNIST \
-                        -p target_dataset MNIST -y "repeats: [8, 8, 3]" ;;
+                        -p target_dataset MNIST ;;
+        cross_fm_large) run cross_fm_large cross_domain empirical_experiment.ipynb -p source_dataset FashionMNIST \
+                        -p target_dataset MNIST -y "percentages: [0.5, 1.0]" -y "repeats: [8, 8]" ;;
         # AnB/AnB+/BnB/BnB+, surgical, strategies, TTA: ~16 arms that cannot use the prefix cache
-        conditions) run conditions MNIST transfer_conditions.ipynb -y "percentages: [0.01, 0.1]" \
-                        -y "repeats: [8, 2]" ;;
-        # surgical fine-tuning MNIST → FashionMNIST, on a 12,000-image slice (val 1,200) to fit the session
-        surgical)   run surgical cross_domain surgical_finetuning.ipynb -y "percentages: [0.01, 0.1]" \
-                        -y "repeats: [8, 2]" -y 'overrides: {"train_limit": 12000}' ;;
+        conditions) run conditions MNIST transfer_conditions.ipynb ;;
+        surgical)   run surgical cross_domain surgical_finetuning.ipynb ;;
         clustering) run clustering MNIST clustering_experiment.ipynb ;;
-        # the same grid under the original, steps, realistic and fixed-budget protocols (README, "Protocols"):
-        # MNIST 0-4 -> 5-9 and FashionMNIST -> MNIST, 16/16/8 repeats at 0.1/1/10 %; the notebooks are then
-        # committed with their outputs, like the visualizations (nothing left to train on a second run)
+        # the same grid under the original, steps, realistic, fixed-budget and tuned-lr protocols (README,
+        # "Protocols"): MNIST 0-4 -> 5-9 and FashionMNIST -> MNIST, 16/16/8 repeats at 0.1/1/10 %; the
+        # notebooks are then committed with their outputs, like the visualizations
         protocols)
             run protocols_mnist MNIST protocol_sensitivity.ipynb
             run protocols_fm cross_domain protocol_sensitivity.ipynb
@@ -75,12 +78,14 @@ step() {
                 render "$folder" visualizations.ipynb
             done
             render . example_visualizations.ipynb ;;
-        *) echo "unknown step $1; allowed: mnist fmnist cross_mf cross_fm conditions surgical clustering protocols benchmark render" >&2
+        *) echo "unknown step $1; allowed: $ALL_STEPS" >&2
            exit 2 ;;
     esac
 }
 
+ALL_STEPS="mnist mnist_large fmnist cross_mf cross_fm cross_fm_large conditions surgical clustering protocols benchmark render"
 if [ $# -eq 0 ]; then
-    set -- mnist fmnist cross_mf cross_fm conditions surgical clustering protocols benchmark render
+    # shellcheck disable=SC2086
+    set -- $ALL_STEPS
 fi
 for s in "$@"; do step "$s"; done

@@ -15,14 +15,13 @@ import pandas as pd
 
 from functions.analysis import stats
 from functions.analysis.results import load_results, protocol_variant  # noqa: F401  (re-exported)
+from functions.engine.protocols import PROTOCOL_VARIANTS, fair_variants
 
-VARIANT_ORDER = ("original", "steps", "realistic", "fixed budget", "realistic, tuned lr")
-VARIANT_STYLE = {  # colour-blind-safe Okabe–Ito colours; the reference protocol drawn dashed
-    "original": ("#E69F00", "--"), "steps": ("#56B4E9", "-"), "realistic": ("#009E73", "-"),
-    "fixed budget": ("#CC79A7", ":"), "realistic, tuned lr": ("#0072B2", "-."),
-}
+# Order, styles and fairness come from the engine's registry of protocol variants.
+VARIANT_ORDER = tuple(PROTOCOL_VARIANTS)
+VARIANT_STYLE = {label: (v.color, v.linestyle) for label, v in PROTOCOL_VARIANTS.items()}
 GROUP = ("study", "protocol_variant", "fraction")
-FAIR_VARIANTS = ("realistic", "realistic, tuned lr")  # budget-fair, validated on the run's own labels
+FAIR_VARIANTS = tuple(fair_variants())
 
 
 def load_protocol_results(*paths: str) -> pd.DataFrame:
@@ -130,7 +129,7 @@ def budget_overview(df: pd.DataFrame, max_steps: int = 50) -> pd.DataFrame:
 def chosen_learning_rates(df: pd.DataFrame) -> pd.DataFrame:
     """For runs that tuned their learning rate (``lr_grid``): how many repeats chose each rate, per (study,
     protocol, fraction, arm), one column per rate. Empty when no run tuned its rate."""
-    tuned = df[df["protocol_variant"].str.endswith(", tuned lr")]
+    tuned = df[df["protocol_variant"].map(lambda v: v in PROTOCOL_VARIANTS and PROTOCOL_VARIANTS[v].tuned)]
     if tuned.empty:
         return pd.DataFrame()
     table = pd.crosstab([tuned["study"], tuned["protocol_variant"], tuned["fraction"], tuned["arm"]],

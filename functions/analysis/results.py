@@ -43,7 +43,7 @@ _FLOAT_COLUMNS = ("fraction", "lr", "train_acc", "val_acc", "test_acc", "seconds
 _BOOL_COLUMNS = ("freeze", "reinit", "truncate")
 # A run and its results: two rows that agree on these (and on _RUN_IDENTITY) are one run read twice.
 _RUN_KEY = ("study", "condition", "fraction", "cut", "repeat", "lr", "train_acc", "test_acc")
-_RUN_IDENTITY = ("config_hash", "protocol", "n_val")  # set by the engine: which store a row is from
+_RUN_IDENTITY = ("config_hash", "protocol_variant", "n_val")  # set by the engine: which store a row is from
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -347,27 +347,34 @@ def drop_repeated_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def protocol_variant(df: pd.DataFrame) -> pd.Series:
-    """Variant label of each row: its ``protocol``, ``"fixed budget"`` for a run without validation, and
-    ``", tuned lr"`` appended when the run chose its learning rate from an ``lr_grid``. Rows that name no
-    protocol (written before protocols existed, or in the original format) are ``"original"``."""
-    protocol = df["protocol"].fillna("original") if "protocol" in df else pd.Series("original", df.index)
-    n_val = df["n_val"] if "n_val" in df else pd.Series(np.nan, df.index)
-    label = protocol.where(~((protocol == "realistic") & (n_val == 0)), "fixed budget")
-    tuned = df["lr_grid"].map(lambda g: isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0) \
-        if "lr_grid" in df else pd.Series(False, df.index)
-    return label.where(~tuned, label + ", tuned lr")
+    """Variant label of each row, as the engine wrote it (``functions.engine.protocols`` decides it).
+
+    Rows that carry none were made under the original protocol: the original study's files, and stores
+    written before protocols existed."""
+    if "protocol_variant" not in df:
+        return pd.Series("original", df.index, dtype=object)
+    return df["protocol_variant"].fillna("original").astype(object)
+
+
+def init_scheme(df: pd.DataFrame) -> pd.Series:
+    """How each row's fresh layers were initialised: ``"crn"`` (shared across arms) or ``"independent"``
+    (rows written before common random numbers, which carry no ``init``)."""
+    if "init" not in df:
+        return pd.Series("independent", df.index, dtype=object)
+    return df["init"].fillna("independent").astype(object)
 
 
 def with_settings(df: pd.DataFrame) -> pd.DataFrame:
     """Repeated runs dropped and a ``setting`` column: each condition with its own copy of the baseline.
 
-    Rows of several protocol variants (a ``results/protocols`` folder) are never paired across variants:
-    each variant gets its own settings, named ``"FR · realistic"``, each with that variant's baseline."""
+    Rows are paired only with rows of the same protocol variant and initialisation scheme: when a frame
+    mixes them (a ``results/protocols`` folder, or CRN stores read with older ones), each kind gets its own
+    settings, named ``"FR · realistic"`` (``"FR · original · independent init"``), each with its own baseline."""
     df = drop_repeated_runs(df)
-    variants = protocol_variant(df)
-    if variants.nunique() > 1:
-        parts = [_settings_of(rows).assign(setting=lambda d, v=variant: d["setting"] + f" · {v}")
-                 for variant, rows in df.groupby(variants, sort=False)]
+    kinds = protocol_variant(df) + np.where(init_scheme(df) == "crn", "", " · independent init")
+    if kinds.nunique() > 1:
+        parts = [_settings_of(rows).assign(setting=lambda d, k=kind: d["setting"] + f" · {k}")
+                 for kind, rows in df.groupby(kinds, sort=False)]
         df = pd.concat(parts, ignore_index=True)
     else:
         df = _settings_of(df)
@@ -377,7 +384,8 @@ def with_settings(df: pd.DataFrame) -> pd.DataFrame:
 def lr_setting(df: pd.DataFrame) -> pd.Series:
     """The learning rate as a setting of each row: ``"0.001"``, or ``"tuned"`` when the run chose its rate
     from an ``lr_grid`` (its ``lr`` is then an outcome, and grouping by it would break the pairing)."""
-    tuned = protocol_variant(df).str.endswith(", tuned lr")
+    tuned = df["lr_grid"].map(lambda g: isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0) \
+        if "lr_grid" in df else pd.Series(False, df.index)
     return pd.Series(np.where(tuned, "tuned", df["lr"].map(lambda v: f"{v:g}" if pd.notna(v) else "–")),
                      index=df.index, dtype=object)
 

@@ -7,6 +7,7 @@ dataset facts come from ``datasets``, architecture facts from ``architectures``,
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -25,6 +26,8 @@ from .fileio import atomic_write_text
 DEVICES = ("cpu", "cuda", "auto")
 PROFILES = ("smoke", "cpu", "paper")
 PROTOCOLS = ("original", "steps", "realistic")
+# The learning rates a tuned arm chooses from (around lr_fine_tune = 1e-3); the fair default's grid.
+TUNED_LR_GRID = [3e-4, 1e-3, 3e-3]
 
 # Keys of the original params dict that steer nothing here (logging, checkpoint files, loaders).
 IGNORED_ORIGINAL_KEYS = (
@@ -67,10 +70,15 @@ class StudyConfig:
     #               patience counted in evaluations; validation as in original
     #   realistic — the steps budget; validation carved from the run's own labelled subset
     #               (subset_val_fraction of it, >= 1 image per class); 0 = no validation: min_steps, last state
+    # The step budget scales with the subset so that it suits every fraction up to 100 %: at most
+    # max(max_steps, max_epochs passes over the training images) steps, validation every
+    # max(eval_every, one evals_per_epoch-th of a pass) steps (small subsets: exactly max_steps, eval_every).
     protocol: str = "original"
     min_steps: int = 500
     max_steps: int = 2000
+    max_epochs: int = 20
     eval_every: int = 25
+    evals_per_epoch: int = 4
     subset_val_fraction: float = 0.2
     lr_grid: list[float] | None = None  # e.g. [3e-4, 1e-3, 3e-3]: each arm picks its lr on its own validation
     # transfer condition
@@ -185,7 +193,7 @@ class StudyConfig:
         return self
 
     def _validate_protocol(self) -> None:
-        for name in ("min_steps", "max_steps", "eval_every"):
+        for name in ("min_steps", "max_steps", "max_epochs", "eval_every", "evals_per_epoch"):
             _check_int_at_least(name, getattr(self, name), 1)
         if self.max_steps < self.min_steps:
             raise ConfigError(f"max_steps ({self.max_steps}) must be >= min_steps ({self.min_steps})")
@@ -328,7 +336,7 @@ class StudyConfig:
         """A named profile (smoke, cpu, paper) with field overrides."""
         if name not in PROFILES:
             raise ConfigError(f"profile {name!r} is unknown; allowed: {list(PROFILES)}")
-        base = dict(PROFILE_SETTINGS[name])
+        base = copy.deepcopy(PROFILE_SETTINGS[name])  # the profile's lists are never shared with a config
         target = overrides.get("target_dataset", base.get("target_dataset", "MNIST"))
         if name == "paper" and target == "CIFAR10":
             base["batch_size"] = 64  # the original used 64 for CIFAR
@@ -352,18 +360,19 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": dict(depth=2, num_channels=4, kernel_size=3, use_pooling=True, pooling_every_n_layers=1,
                   num_train=3, early_stop_patience=2, batch_size=128, percentages=[0.05, 0.2],
                   repeats=2, train_limit=1500, test_limit=500, cache_budget_gb=0.5,
-                  # the step-counted protocols (protocol-sensitivity notebook) at a smoke budget too
-                  min_steps=20, max_steps=60, eval_every=10),
-    # A real, smaller study that fits a laptop: ~15 min per 5-class dataset on 2 CPU cores (measured
-    # figures in the README). Fraction 1.0 is left out (one full-data run costs as much as ~40 small ones);
-    # 8 repeats is the fewest with which a paired Wilcoxon test can pass Holm over the 4 cut-vs-baseline
-    # comparisons (smallest two-sided p with n pairs is 2/2^n). Batch 64 so that tiny subsets still get several steps
-    # per epoch before early stopping can fire.
+                  # the fair default protocol (as cpu) at a smoke budget
+                  protocol="realistic", lr_grid=TUNED_LR_GRID, min_steps=20, max_steps=60, eval_every=10),
+    # A real, smaller study on 2 CPU cores, under the fair protocol (docs/findings.md, "Protocol
+    # sensitivity"): a step budget, validation carved from the run's own labelled images, and every arm
+    # picking its learning rate from TUNED_LR_GRID on that split. 16 repeats at the small fractions, where
+    # gains are large but noisy; 8 is the fewest with which a paired exact Wilcoxon test can pass Holm over
+    # the 4 cut-vs-baseline comparisons (smallest two-sided p with n pairs is 2/2^n). num_train and
+    # early_stop_patience (epochs) also steer pretraining, which always runs the original protocol.
     "cpu": dict(depth=4, num_channels=16, kernel_size=3, use_pooling=True, pooling_every_n_layers=2,
                 num_train=30, early_stop_patience=5, batch_size=64, percentages=[0.001, 0.01, 0.1],
-                repeats=[8, 8, 8], cache_budget_gb=4.0),
-    # The original study's settings.
-    "paper": dict(depth=6, num_channels=64, kernel_size=3, use_pooling=True, pooling_every_n_layers=2,
+                repeats=[16, 16, 8], cache_budget_gb=4.0, protocol="realistic", lr_grid=TUNED_LR_GRID),
+    # The original study's settings and protocol (to replicate it; not the fair default).
+    "paper": dict(protocol="original", depth=6, num_channels=64, kernel_size=3, use_pooling=True, pooling_every_n_layers=2,
                   pooling_stride=2, lr_pretrain=1e-3, lr_fine_tune=1e-3, num_train=40,
                   early_stop_patience=6, batch_size=4096, percentages=[0.001, 0.01, 0.1, 0.5, 1.0],
                   repeats=[25, 25, 20, 5, 5], cache_budget_gb=16.0),

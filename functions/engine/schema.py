@@ -18,8 +18,9 @@ ROW_COLUMNS = [
 ]
 # The engine's rows carry these too: how the run was made (protocol, budget used) and where.
 ENGINE_COLUMNS = [
-    "init", "lr_grid", "protocol", "n_val", "best_epoch", "steps", "best_step", "profile", "device",
-    "config_hash", "finished_at",
+    "init", "protocol_variant", "protocol", "lr_grid", "patience", "batch_size", "min_steps", "max_steps",
+    "max_epochs", "eval_every", "evals_per_epoch", "subset_val_fraction", "n_val", "best_epoch", "steps",
+    "best_step", "profile", "device", "config_hash", "finished_at",
 ]
 OPTIONAL_COLUMNS = ("history",)
 

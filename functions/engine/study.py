@@ -30,6 +30,7 @@ from .data import (Split, balanced_subset, carve_validation, dataset_identity, i
 from .fileio import atomic_torch_save, atomic_write_text
 from .networks import BlockNet, Suffix, cut, load_state, new_model
 from .original_format import EXPORT_DIR
+from .protocols import variant_of
 from .schema import results_row
 from .store import ResultsStore, check_writable
 from .training import FitResult, Tensors, fit, fit_steps
@@ -43,10 +44,8 @@ def log_run(done: int, total: int, row: dict[str, Any]) -> None:
     """Log one finished run: ``MNIST[0-4]->MNIST[5-9] 12/120 FR f=0.01 k=2 r=3 test_acc=0.951 (3.2 s)``."""
     if not log.isEnabledFor(logging.INFO):
         return
-    protocol = row.get("protocol") or "original"
-    if protocol == "realistic" and row.get("n_val") == 0:
-        protocol = "fixed budget"
-    where = "" if protocol == "original" else f" [{protocol}]"
+    variant = row.get("protocol_variant", "original")
+    where = "" if variant == "original" else f" [{variant}]"
     log.info("%s%s %d/%d %s f=%g k=%d r=%d test_acc=%.3f (%.1f s)", row.get("study", "?"), where, done, total,
              row["condition"], row["fraction"], row["cut"], row["repeat"], row["test_acc"], row.get("seconds", 0.0))
 
@@ -105,18 +104,24 @@ def _data_keys(cfg: StudyConfig, datasets: set[str]) -> dict[str, str]:
             if not is_canonical(name, root)}
 
 
+# How fresh layers are initialised: "crn" = from (seed, fraction, repeat, layer), shared by every arm of a
+# repeat (common random numbers). Stores made before it existed hold rows without "init" and sit apart.
+INIT_SCHEME = "crn"
+
+
 def protocol_keys(cfg: StudyConfig) -> dict[str, Any]:
-    """The fine-tuning protocol's fields that change results (none for the original protocol without an
-    lr grid, so stores made before protocols existed keep their fingerprint)."""
-    keys: dict[str, Any] = {}
-    if cfg.protocol != "original":
-        keys.update(protocol=cfg.protocol, min_steps=cfg.min_steps, max_steps=cfg.max_steps,
-                    eval_every=cfg.eval_every, patience=cfg.early_stop_patience, batch=cfg.batch_size)
-        if cfg.protocol == "realistic":
-            keys["subset_val_fraction"] = cfg.subset_val_fraction
-    if cfg.lr_grid is not None:
-        keys["lr_grid"] = sorted(float(lr) for lr in cfg.lr_grid)
-    return keys
+    """Everything about how a fine-tuning run is trained, whatever the protocol: the initialisation
+    scheme, the variant and every protocol field, so that a store name means one kind of run."""
+    return dict(init=INIT_SCHEME, protocol=cfg.protocol, variant=variant_of(cfg).label, epochs=cfg.num_train,
+                patience=cfg.early_stop_patience, batch=cfg.batch_size, **run_protocol_fields(cfg))
+
+
+def run_protocol_fields(cfg: StudyConfig) -> dict[str, Any]:
+    """The step-protocol fields, as each row records them."""
+    return dict(min_steps=cfg.min_steps, max_steps=cfg.max_steps, max_epochs=cfg.max_epochs,
+                eval_every=cfg.eval_every, evals_per_epoch=cfg.evals_per_epoch,
+                subset_val_fraction=cfg.subset_val_fraction,
+                lr_grid=None if cfg.lr_grid is None else sorted(float(lr) for lr in cfg.lr_grid))
 
 
 def pretrained_path(cfg: StudyConfig, root: str | Path = ".") -> Path:
@@ -463,7 +468,8 @@ class Study:
             return fit(net, tensors, lr, c.num_train, c.early_stop_patience, c.batch_size, order_seed,
                        c.eval_batch_size, record_history=self.record_history)
         return fit_steps(net, tensors, lr, c.min_steps, c.max_steps, c.eval_every, c.early_stop_patience,
-                         c.batch_size, order_seed, c.eval_batch_size, record_history=self.record_history)
+                         c.batch_size, order_seed, c.eval_batch_size, record_history=self.record_history,
+                         max_epochs=c.max_epochs, evals_per_epoch=c.evals_per_epoch)
 
     def row(self, spec: RunSpec, result, n_train: int, n_val: int | None = None,
             lr: float | None = None) -> dict[str, Any]:
@@ -477,8 +483,9 @@ class Study:
             finetune_classes=list(c.fine_tune_classes), condition=spec.condition,
             freeze=freeze, reinit=reinit, truncate=truncate, fraction=spec.fraction,
             cut=spec.cut, repeat=spec.repeat,
-            seed=self.init_seed(spec), init="crn", lr=c.lr_fine_tune if lr is None else lr,
-            lr_grid=c.lr_grid, protocol=c.protocol,
+            seed=self.init_seed(spec), init=INIT_SCHEME, lr=c.lr_fine_tune if lr is None else lr,
+            protocol=c.protocol, protocol_variant=variant_of(c).label, patience=c.early_stop_patience,
+            batch_size=c.batch_size, **run_protocol_fields(c),
             depth=c.depth, num_channels=c.num_channels, kernel_size=c.kernel_size,
             activation=c.activation_function, pooling=c.pooling_str(), n_train=n_train,
             n_val=len(self.target.y_val) if n_val is None else n_val,

@@ -224,20 +224,38 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
                      history if record_history else {}, steps, best_step, best_loss)
 
 
+def step_budget(n_train: int, batch_size: int, max_steps: int, eval_every: int, max_epochs: int | None = None,
+                evals_per_epoch: int | None = None) -> tuple[int, int]:
+    """(largest number of steps, steps between validations) for ``n_train`` training images.
+
+    The budget scales with the subset so that it suits every fraction: at most ``max(max_steps,
+    max_epochs passes)`` steps, validation every ``max(eval_every, a pass / evals_per_epoch)`` steps. Small
+    subsets (a pass shorter than ``max_steps / max_epochs`` steps) get exactly ``max_steps`` and ``eval_every``.
+    """
+    per_pass = -(-n_train // batch_size)
+    budget = max(max_steps, max_epochs * per_pass) if max_epochs else max_steps
+    interval = max(eval_every, -(-per_pass // evals_per_epoch)) if evals_per_epoch else eval_every
+    return budget, interval
+
+
 def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_steps: int, eval_every: int,
               patience: int, batch_size: int, seed: int, eval_batch_size: int = 2048,
-              record_history: bool = False, optimizer: str = "adam") -> FitResult:
+              record_history: bool = False, optimizer: str = "adam", max_epochs: int | None = None,
+              evals_per_epoch: int | None = None) -> FitResult:
     """Train for a budget of optimizer steps; early stopping counted in evaluations, never before ``min_steps``.
 
     Small training sets are cycled, reshuffled on every pass, so every run gets at least ``min_steps``
     steps however few images it has. Validation runs every ``eval_every`` steps (and at the last step);
     training stops once ``min_steps`` are done and ``patience`` evaluations in a row brought no new best,
-    or at ``max_steps``; the best state is restored. With an empty validation split there is no early
+    or at ``max_steps``; the best state is restored. ``max_epochs`` / ``evals_per_epoch`` scale both with
+    a large training set (:func:`step_budget`). With an empty validation split there is no early
     stopping: exactly ``min_steps`` steps, and the last state is kept (``val_acc`` is NaN).
     """
     start_time = time.perf_counter()
     opt, device = _optimizer(net, lr, optimizer)
     has_val = len(data.y_val) > 0
+    max_steps, eval_every = step_budget(len(data.y_train), batch_size, max_steps, eval_every, max_epochs,
+                                        evals_per_epoch)
     budget = max_steps if has_val else min_steps
     batches = _cycled_batches(len(data.y_train), batch_size, seed)
     best_acc, best_loss, best_state, best_step, stale = float("nan"), float("nan"), None, 0, 0
