@@ -110,10 +110,12 @@ def pytest_configure(config):
 
 
 def make_digits_config(root, **overrides):
-    """A study that trains in seconds: scikit-learn's digits, 3 blocks × 6 channels, the smoke profile."""
+    """A study that trains in seconds: scikit-learn's digits, 3 blocks × 6 channels, the smoke profile
+    under the original protocol with one learning rate (a test of another protocol names it)."""
     from functions.engine.config import StudyConfig
 
-    settings = dict(source_dataset="digits", target_dataset="digits", depth=3, num_channels=6,
+    settings = dict(protocol="original", lr_grid=None, source_dataset="digits", target_dataset="digits",
+                    depth=3, num_channels=6,
                     pooling_every_n_layers=2, num_train=6, early_stop_patience=3, batch_size=64,
                     lr_pretrain=3e-3, lr_fine_tune=3e-3, percentages=[0.1, 0.5], repeats=2,
                     train_limit=None, test_limit=None, results_dir=str(Path(root) / "results"),

@@ -86,16 +86,103 @@ def test_protocols_never_share_a_store(root, digits_config):
     assert len(paths) == len(variants)
 
 
-def test_original_protocol_keeps_the_shipped_store_names(digits_config):
-    """Fingerprints made before protocols and data identity existed still name the same stores."""
+@pytest.mark.parametrize("protocol", ["original", "steps", "realistic"])
+@pytest.mark.parametrize("field, other", [
+    ("min_steps", 40), ("max_steps", 300), ("max_epochs", 7), ("eval_every", 7), ("evals_per_epoch", 2),
+    ("subset_val_fraction", 0.3), ("lr_grid", [1e-3, 3e-3]), ("early_stop_patience", 9), ("num_train", 11)])
+def test_every_protocol_field_names_its_own_store(root, digits_config, protocol, field, other):
+    """A store name means one kind of run: changing any one protocol field, under any protocol, moves it."""
+    cfg = digits_config(root, protocol=protocol, lr_grid=None)
+    a = Study(cfg, root=root, verbose=False).store_path()
+    b = Study(cfg.replace(**{field: other}), root=root, verbose=False).store_path()
+    assert a != b
+
+
+def test_the_init_scheme_is_part_of_the_store_name(root, digits_config, monkeypatch):
+    import functions.engine.study as study_module
+
+    cfg = digits_config(root)
+    crn = Study(cfg, root=root, verbose=False).store_path()
+    monkeypatch.setattr(study_module, "INIT_SCHEME", "independent")
+    assert Study(cfg, root=root, verbose=False).store_path() != crn
+
+
+def test_rows_carry_the_variant_and_every_protocol_field(root, digits_config):
+    from functions.engine.protocols import PROTOCOL_VARIANTS
+
+    cfg = PROTOCOL_VARIANTS["realistic, tuned lr"].config(digits_config(root, min_steps=20, max_steps=30,
+                                                                           eval_every=10))
+    study = make_study(root, digits_config, **{f: getattr(cfg, f) for f in ("protocol", "lr_grid", "min_steps",
+                                                                              "max_steps", "eval_every")})
+    row = study.run_one(RunSpec("FR", 0.1, 2, 0))
+    assert row["protocol_variant"] == "realistic, tuned lr" and row["init"] == "crn"
+    expected = dict(protocol="realistic", min_steps=20, max_steps=30, max_epochs=cfg.max_epochs, eval_every=10,
+                    evals_per_epoch=cfg.evals_per_epoch, subset_val_fraction=cfg.subset_val_fraction,
+                    lr_grid=sorted(cfg.lr_grid), patience=cfg.early_stop_patience, batch_size=cfg.batch_size,
+                    config_hash=study.results_fingerprint())
+    assert {k: row[k] for k in expected} == expected
+
+
+def test_each_registered_variant_is_recognised_from_its_config(root, digits_config):
+    from functions.engine.protocols import PROTOCOL_VARIANTS, variant_of
+
+    base = digits_config(root)
+    for label, variant in PROTOCOL_VARIANTS.items():
+        assert variant_of(variant.config(base)).label == label
+    assert variant_of(base.replace(protocol="realistic", lr_grid=None, subset_val_fraction=0.0)).label == "fixed budget"
+
+
+def test_the_profiles_default_to_the_fair_protocol():
+    from functions.engine.config import StudyConfig
+    from functions.engine.protocols import DEFAULT_VARIANT, PROTOCOL_VARIANTS, variant_of
+
+    for profile in ("smoke", "cpu"):
+        variant = variant_of(StudyConfig.from_profile(profile))
+        assert variant.label == DEFAULT_VARIANT and variant.fair and variant.tuned
+    assert variant_of(StudyConfig.from_profile("paper")).label == "original"  # replicates the seed study
+    assert not PROTOCOL_VARIANTS["original"].fair
+
+
+def test_the_fair_default_keeps_the_shipped_store_names():
+    """The cpu profile's default grid names the shipped stores (the quick start reads them, no training)."""
     from functions.notebook import study_config
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    cfg = study_config("cpu", source_dataset="MNIST", target_dataset="MNIST", class_split="regular",
-                       data_root=str(repo / "no-data-here"))
-    study = Study(cfg, root=repo / "MNIST", verbose=False)
-    assert study.store_path().exists(), study.store_path()
+    for folder, source, target, split in (("MNIST", "MNIST", "MNIST", "regular"),
+                                          ("cross_domain", "FashionMNIST", "MNIST", "all")):
+        cfg = study_config("cpu", source_dataset=source, target_dataset=target, class_split=split,
+                           data_root=str(repo / "no-data-here"))
+        study = Study(cfg, root=repo / folder, verbose=False)
+        assert study.store_path().exists(), study.store_path()
+        assert not study.pending(study.plan(("baseline", None)))  # the quick start's grid is complete
+
+
+def test_a_loader_never_pairs_rows_of_different_init_or_variant():
+    import pandas as pd
+
+    from functions.analysis.results import with_settings
+
+    rows = []
+    for init, variant in ((None, "original"), ("crn", "original"), ("crn", "realistic, tuned lr")):
+        for cut, acc in ((-1, 0.5), (1, 0.6)):
+            rows.append(dict(study="s", condition="baseline" if cut == -1 else "FR", freeze=True, reinit=True,
+                             truncate=False, fraction=0.1, cut=cut, repeat=0, lr=1e-3, test_acc=acc,
+                             train_acc=acc, init=init, protocol_variant=variant, config_hash=f"{init}{variant}"))
+    settings = with_settings(pd.DataFrame(rows))
+    assert settings.groupby("setting").size().to_dict() == {
+        "FR · original · independent init": 2, "FR · original": 2, "FR · realistic, tuned lr": 2}
+
+
+def test_the_step_budget_scales_only_where_max_steps_is_too_small():
+    from functions.engine.training import step_budget
+
+    # the shipped small fractions: unchanged (max_steps, eval_every)
+    assert step_budget(20, 64, 2000, 25, 20, 4) == (2000, 25)
+    assert step_budget(2116, 64, 2000, 25, 20, 4) == (2000, 25)
+    # 100 % of MNIST 5-9 (23,523 training images): 20 passes of 368 steps, validation every 92 steps
+    assert step_budget(23523, 64, 2000, 25, 20, 4) == (7360, 92)
+    assert step_budget(23523, 64, 2000, 25, None, None) == (2000, 25)
 
 
 def test_common_random_numbers_across_cuts(root, digits_config):

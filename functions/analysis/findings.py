@@ -19,16 +19,20 @@ import pandas as pd
 
 from functions.analysis import clustering as _clustering
 from functions.analysis import protocols, stats, transfer_conditions
-from functions.analysis.findings_format import (cut_number, effect_cells, fraction_text, md_table, number, p_text,
+from functions.analysis.findings_format import (cut_number, effect_cells, fraction_text, md_table, number, p_clause, p_text,
                                                  percent, points)
 from functions.analysis.results import arm_sort_key, load_clustering, load_results
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI
+from functions.engine.protocols import DEFAULT_VARIANT, PROTOCOL_VARIANTS
 
 ALPHA = 0.05
 COMMAND = "python tools/make_findings.py"
 # Where the shipped stores live, relative to the repository root (one entry per section that reads them).
 LAYOUT = {
     "protocols": ("MNIST/results/protocols", "cross_domain/results/protocols"),
+    # the stores of the original protocol without common random numbers, set apart from the default ones
+    "original": ("MNIST/results/original_protocol", "FashionMNIST/results/original_protocol",
+                 "cross_domain/results/original_protocol"),
     "mnist": ("MNIST/results",),
     "fashion": ("FashionMNIST/results",),
     "cross_domain": ("cross_domain/results",),
@@ -102,6 +106,22 @@ def init_note(df: pd.DataFrame) -> str:
                 "weights.")
     return (f"{crn} of {n} runs carry `init: crn`; the other {n - crn} predate common random numbers and do "
             "not share initial weights across arms.")
+
+
+def protocol_note(df: pd.DataFrame) -> str:
+    """Which protocol variant the rows were trained under (as the engine wrote it) and the repeats per
+    fraction: every section names the protocol its numbers come from."""
+    variants = protocols.protocol_variant(df)
+    parts = []
+    for label, count in variants.value_counts(sort=False).items():
+        record = PROTOCOL_VARIANTS.get(label)
+        kind = ("the fair default" if label == DEFAULT_VARIANT else "fair" if record and record.fair
+                else "not fair to the baseline")
+        parts.append(f"**{label}** ({kind}: {record.description if record else 'unregistered'}; {count} runs)")
+    base = df[df["cut"] == -1] if (df["cut"] == -1).any() else df
+    repeats = base.groupby("fraction")["repeat"].nunique()
+    per_fraction = ", ".join(f"{int(n)} at {fraction_text(f)}" for f, n in repeats.items())
+    return f"Protocol: {'; '.join(parts)}. Repeats: {per_fraction}."
 
 
 def _completeness(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -222,7 +242,7 @@ def reading(table: pd.DataFrame, study: str, what: str = "gain over the baseline
             continue
         best = rows.loc[rows["diff_vs_baseline"].idxmax()]
         parts.append(f"{'at' if parts else 'At'} {fraction_text(fraction)} the largest {what} is {best['arm']}, "
-                     f"{points(best['diff_vs_baseline'])} points (Holm p = {p_text(best['p_holm_vs_baseline'])}, "
+                     f"{points(best['diff_vs_baseline'])} points (Holm {p_clause(best['p_holm_vs_baseline'])}, "
                      f"n = {int(best['n_pairs'])} pairs; {int(rows['significant_vs_baseline'].sum())} of "
                      f"{len(rows)} {unit} ✓)")
     return f"**Reading ({study}).** " + ("; ".join(parts) + "." if parts else "no paired comparison.")
@@ -256,7 +276,7 @@ def transfer_section(title: str, paths: Sequence[Path], root: Path, condition: s
                      seed: int) -> Section:
     section = Section(title)
     df = load_results(*paths)
-    section.add(store_line(paths, root, df), "", init_note(df), "",
+    section.add(store_line(paths, root, df), "", protocol_note(df), "", init_note(df), "",
                 f"Test: {FAMILY_VS_BASELINE}. Δ = {condition} cut k − from-scratch baseline.", "")
     # stats.summarize per (study, fraction): medians, CIs, paired Δ, Holm over the cut-vs-baseline family
     table = stats.summarize(df[df["condition"].isin([condition, "baseline"])], by=("study", "fraction"),
@@ -290,7 +310,7 @@ def ft_vs_fr_table(df: pd.DataFrame, n_boot: int, seed: int, a: str = "FT", b: s
 def ft_vs_fr_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) -> Section:
     section = Section("Truncation vs re-initialisation (FT vs FR) at the same cut")
     df = load_results(*paths)
-    section.add(store_line(paths, root, df), "", init_note(df), "",
+    section.add(store_line(paths, root, df), "", protocol_note(df), "", init_note(df), "",
                 "Test: Wilcoxon signed-rank on repeats paired by `repeat` (same subset), FT − FR at the same "
                 "cut; Holm over the cuts of one fraction.", "")
     if not {"FT", "FR"} <= set(df["condition"]):
@@ -316,13 +336,106 @@ def ft_vs_fr_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) 
     return section
 
 
+# ----------------------------------------------------------------------------- original vs default
+def _conclusions(df: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Per (study, fraction) of FR rows: repeats, cuts with a significant gain / loss and the largest Δ."""
+    rows = df[df["condition"].isin(["FR", "baseline"])]
+    table = stats.summarize(rows, by=("study", "fraction"), n_boot=n_boot, seed=seed, alpha=ALPHA)
+    arms = table[table["arm"] != "baseline"].dropna(subset=["diff_vs_baseline"])
+    records = []
+    for (study, fraction), at in arms.groupby(["study", "fraction"], sort=True):
+        sig = at[at["significant_vs_baseline"].astype(bool)]
+        best = at.loc[at["diff_vs_baseline"].idxmax()]
+        records.append({"study": study, "fraction": fraction, "n_pairs": int(at["n_pairs"].max()),
+                        "gains": tuple(cut_number(a) for a in sig.loc[sig["diff_vs_baseline"] > 0, "arm"]),
+                        "losses": tuple(cut_number(a) for a in sig.loc[sig["diff_vs_baseline"] < 0, "arm"]),
+                        "best_arm": best["arm"], "best_diff": best["diff_vs_baseline"]})
+    return pd.DataFrame(records)
+
+
+def _cuts_text(gains: tuple, losses: tuple) -> str:
+    parts = []
+    if gains:
+        parts.append(f"gain at cut {', '.join(map(str, gains))}")
+    if losses:
+        parts.append(f"loss at cut {', '.join(map(str, losses))}")
+    return "; ".join(parts) if parts else "no ✓"
+
+
+def change_text(original: pd.Series, default: pd.Series) -> str:
+    """What the default protocol changes in one conclusion: ✓ cuts won or lost, in words."""
+    changes = []
+    for kind in ("gains", "losses"):
+        lost = sorted(set(original[kind]) - set(default[kind]))
+        won = sorted(set(default[kind]) - set(original[kind]))
+        word = "gain" if kind == "gains" else "loss"
+        if lost:
+            changes.append(f"significant {word} no longer significant at cut {', '.join(map(str, lost))}")
+        if won:
+            changes.append(f"significant {word} newly at cut {', '.join(map(str, won))}")
+    return "; ".join(changes) if changes else "same ✓ cuts"
+
+
+def original_vs_default_table(original: pd.DataFrame, default: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Side by side per (study, fraction): the FR conclusion under ``original`` rows and under ``default`` rows."""
+    a, b = _conclusions(original, n_boot, seed), _conclusions(default, n_boot, seed)
+    if a.empty or b.empty:
+        return pd.DataFrame()
+    both = a.merge(b, on=["study", "fraction"], suffixes=("_original", "_default"))
+    both["change"] = [change_text(pd.Series({"gains": r.gains_original, "losses": r.losses_original}),
+                                  pd.Series({"gains": r.gains_default, "losses": r.losses_default}))
+                      for r in both.itertuples()]
+    return both
+
+
+def original_vs_default_section(original_paths: Sequence[Path], protocol_paths: Sequence[Path],
+                                default_paths: Sequence[Path], root: Path, n_boot: int, seed: int) -> Section:
+    section = Section("What changed from the original protocol")
+    frames = [load_results(p) for p in default_paths]
+    default = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    default = default[protocols.protocol_variant(default) == DEFAULT_VARIANT] if len(default) else default
+    crn = load_results(*protocol_paths) if protocol_paths else pd.DataFrame(columns=["study"])
+    crn = crn[protocols.protocol_variant(crn) == "original"] if len(crn) else crn
+    independent = load_results(*original_paths) if original_paths else pd.DataFrame(columns=["study"])
+    # a setting's original-protocol rows with common random numbers (the protocol grid) when it has them,
+    # else the older stores without them
+    original = pd.concat([crn, independent[~independent["study"].isin(set(crn["study"]))]], ignore_index=True)
+    section.add(f"Per setting and fraction, frozen transfer (FR) vs from scratch under the original protocol "
+                f"and under the default (**{DEFAULT_VARIANT}**): the cuts whose paired gain is significant "
+                f"({FAMILY_VS_BASELINE}) and the largest Δ. Original-protocol rows: "
+                f"{_rel(protocol_paths, root) or '–'} (common random numbers) where a setting has them, else "
+                f"{_rel(original_paths, root) or '–'} (independent initial weights per arm). Only fractions "
+                "present under both protocols are compared.", "")
+    table = original_vs_default_table(original, default, n_boot, seed) if len(original) and len(default) else pd.DataFrame()
+    if table.empty:
+        section.missing.append("original vs default: no setting has FR rows under both protocols yet")
+        section.add("No setting has FR rows under both protocols yet.")
+        return section
+    init = dict(zip(original["study"], np.where(original["study"].isin(set(crn["study"])), "CRN", "independent")))
+    section.table("original vs default", table, pd.DataFrame({
+        "study": table["study"], "fraction": table["fraction"].map(fraction_text),
+        "original: init": table["study"].map(init), "original: n": table["n_pairs_original"].astype(str),
+        "original: ✓": [_cuts_text(g, l) for g, l in zip(table["gains_original"], table["losses_original"])],
+        "original: largest Δ": [f"{a} {points(d)}" for a, d in zip(table["best_arm_original"], table["best_diff_original"])],
+        "default: n": table["n_pairs_default"].astype(str),
+        "default: ✓": [_cuts_text(g, l) for g, l in zip(table["gains_default"], table["losses_default"])],
+        "default: largest Δ": [f"{a} {points(d)}" for a, d in zip(table["best_arm_default"], table["best_diff_default"])],
+        "what changed": table["change"]}))
+    changed = table[table["change"] != "same ✓ cuts"]
+    section.add(f"**Reading.** {len(changed)} of {len(table)} (setting, fraction) conclusions change their ✓ cuts "
+                "under the default protocol" + (": " + "; ".join(
+                    f"{r.study} at {fraction_text(r.fraction)} ({r.change})" for r in changed.itertuples())
+                    if len(changed) else "") + ".", "")
+    return section
+
+
 # ----------------------------------------------------------------------------- transfer conditions
 def conditions_section(paths: Sequence[Path], surgical_paths: Sequence[Path], root: Path, n_boot: int,
                        seed: int) -> Section:
     section = Section("Transfer conditions: Yosinski controls, surgical fine-tuning, strategies")
     df = load_results(*paths) if paths else pd.DataFrame(columns=["condition"])
     if paths:
-        section.add(store_line(paths, root, df), "", init_note(df), "")
+        section.add(store_line(paths, root, df), "", protocol_note(df), "", init_note(df), "")
     present = set(df["condition"])
     if present & set(YOSINSKI):
         effects = transfer_conditions.effects_vs_baseline(df, YOSINSKI, n_boot=n_boot, seed=seed)
@@ -512,9 +625,14 @@ def build_findings(root: str | Path, n_boot: int = 2000, seed: int = 0,
         if found:
             sections.append(make(found))
 
-    run("protocols", lambda p: protocol_section(p, root, n_boot, seed))
     run("mnist", lambda p: transfer_section("MNIST 0–4 → 5–9: frozen transfer (FR) vs from scratch", p, root,
                                             "FR", n_boot, seed))
+    run("protocols", lambda p: protocol_section(p, root, n_boot, seed))
+    originals, _ = _existing(root, layout["original"])
+    protocol_stores, _ = _existing(root, layout["protocols"])
+    defaults = [p for key in ("mnist", "fashion", "cross_domain") for p in _existing(root, layout[key])[0]]
+    if defaults and (originals or protocol_stores):
+        sections.append(original_vs_default_section(originals, protocol_stores, defaults, root, n_boot, seed))
     run("fashion", lambda p: transfer_section("FashionMNIST class split: frozen transfer (FR) vs from scratch",
                                               p, root, "FR", n_boot, seed))
     run("mnist", lambda p: ft_vs_fr_section(p, root, n_boot, seed))

@@ -35,6 +35,12 @@ def p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def p_clause(p: float) -> str:
+    """``p = 0.008`` or ``p < 0.001`` (``p = –`` when not tested): a p-value inside a sentence."""
+    text = p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def number(value: float, digits: int = 3) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{float(value):.{digits}f}"
 

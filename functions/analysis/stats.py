@@ -1,9 +1,10 @@
-"""Paired statistics over repeats: Wilcoxon signed-rank tests with Holm correction, rank groups,
-bootstrap confidence intervals, effects against the baseline, and power warnings.
+"""Paired statistics over repeats: exact Wilcoxon signed-rank tests with Holm correction, Hodges–Lehmann
+intervals, rank groups, bootstrap confidence intervals, effects against the baseline, and power warnings.
 
 Repeats are paired across arms by ``pair_col`` (the repeat index, which seeds the training subset), so
 every comparison is a paired one on the repeats both arms have. Every function works per group of
-``by`` columns (default: one group per study and fraction) and returns a tidy frame.
+``by`` columns (default: one group per study and fraction) and returns a tidy frame. The test itself
+(Pratt zeros, midranks, exact up to 20 nonzero differences) lives in :mod:`functions.analysis.signed_rank`.
 """
 from __future__ import annotations
 
@@ -18,32 +19,33 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from functions.analysis.results import arm_sort_key, sort_arms
+from functions.analysis.signed_rank import (EXACT_MAX_N, MC_DRAWS, TOO_SMALL, clean_differences,  # noqa: F401
+                                            hodges_lehmann, signed_rank_test)
 
 BOOTSTRAP_STATS = ("median", "iqm", "mean")
 DEFAULT_BY = ("study", "fraction")
-# Differences are rounded before ranking so that accuracies that differ only by float noise count as
-# ties (accuracies are multiples of 1/n_test; 1e-12 is far below any real difference).
-_DIFF_DECIMALS = 12
 
 
 # ----------------------------------------------------------------------------- power
-def min_wilcoxon_p(n: int) -> float:
-    """Smallest two-sided exact Wilcoxon signed-rank p attainable with ``n`` pairs: ``2**(1-n)``.
+def min_wilcoxon_p(n: int, max_exact: int = EXACT_MAX_N, draws: int = MC_DRAWS) -> float:
+    """Smallest two-sided p :func:`signed_rank_test` can give with ``n`` nonzero paired differences.
 
-    It is reached when all ``n`` differences have the same sign (one of the ``2**n`` equally likely sign
-    patterns at each tail).
+    Exact (n ≤ ``max_exact``): ``2**(1-n)``, when all differences have one sign (one of the ``2**n``
+    equally likely sign patterns at each tail). Monte-Carlo beyond: never below ``1/(1+draws)``.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be an integer ≥ 1 (number of pairs), got {n!r}")
-    return float(2.0 ** (1 - int(n)))
+    exact = float(2.0 ** (1 - int(n)))
+    return exact if n <= max_exact else max(exact, 1.0 / (1 + draws))
 
 
-def power_warning(n_pairs: int, n_comparisons: int = 1, alpha: float = 0.05) -> str | None:
+def power_warning(n_pairs: int, n_comparisons: int = 1, alpha: float = 0.05, n_zero: int = 0) -> str | None:
     """A message when no comparison can be significant, else None.
 
     With Holm's correction the smallest p-value is multiplied by the number of comparisons, so the best
-    attainable adjusted p is ``min(1, n_comparisons * 2**(1-n_pairs))``; when that is ≥ ``alpha`` no
-    difference can ever be declared significant, whatever the data.
+    attainable adjusted p is ``min(1, n_comparisons * min_wilcoxon_p(n))``; when that is ≥ ``alpha`` no
+    difference can ever be declared significant, whatever the data. ``n_zero`` paired differences that
+    are zero carry no sign, so only ``n_pairs - n_zero`` count (Pratt).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -51,16 +53,19 @@ def power_warning(n_pairs: int, n_comparisons: int = 1, alpha: float = 0.05) -> 
         raise ValueError(f"n_comparisons must be an integer ≥ 1, got {n_comparisons!r}")
     if n_pairs < 1:
         return "no paired repeats: nothing can be tested"
-    smallest = min_wilcoxon_p(int(n_pairs))
+    if n_zero >= n_pairs:
+        return f"all {n_pairs} paired differences are zero: nothing can be significant"
+    smallest = min_wilcoxon_p(int(n_pairs - n_zero))
+    repeats = f"{n_pairs} paired repeats" + (f" ({n_zero} with zero difference)" if n_zero else "")
     if n_comparisons == 1:
         if smallest < alpha:
             return None
-        return (f"with {n_pairs} paired repeats the smallest two-sided exact Wilcoxon p is {smallest:g} "
+        return (f"with {repeats} the smallest two-sided exact Wilcoxon p is {smallest:g} "
                 f"≥ {alpha:g}: no difference can be significant")
     adjusted = min(1.0, smallest * n_comparisons)
     if adjusted < alpha:
         return None
-    return (f"with {n_pairs} paired repeats the smallest two-sided exact Wilcoxon p is {smallest:g}, "
+    return (f"with {repeats} the smallest two-sided exact Wilcoxon p is {smallest:g}, "
             f"×{n_comparisons} comparisons (Holm) = {adjusted:g} ≥ {alpha:g}: no difference can be significant")
 
 
@@ -118,24 +123,6 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def wilcoxon_p(differences: Iterable[float]) -> tuple[float, float]:
-    """(statistic, two-sided p) of the Wilcoxon signed-rank test on paired differences.
-
-    scipy's default ``method="auto"``: the exact null distribution when there are no ties and no zero
-    differences (n ≤ 50); with ties or zeros an exact sign-flip permutation test for n ≤ 13, else the
-    normal approximation. Zero differences are dropped (``zero_method="wilcox"``). All differences zero
-    (or none left) → p = 1.0 and statistic 0 explicitly, which scipy would reject or warn about.
-    """
-    d = np.round(np.asarray(list(differences), dtype=float), _DIFF_DECIMALS)
-    d = d[~np.isnan(d)]
-    if d.size == 0:
-        return np.nan, np.nan
-    if np.all(d == 0):
-        return 0.0, 1.0
-    result = sps.wilcoxon(d, alternative="two-sided", zero_method="wilcox")
-    return float(result.statistic), float(min(1.0, result.pvalue))
-
-
 def _paired(rows: pd.DataFrame, metric: str, arm_col: str, pair_col: str) -> pd.DataFrame:
     """Metric as a pair × arm table (NaN where an arm lacks that repeat)."""
     present = rows[rows[metric].notna()]
@@ -143,8 +130,17 @@ def _paired(rows: pd.DataFrame, metric: str, arm_col: str, pair_col: str) -> pd.
 
 
 # ----------------------------------------------------------------------------- tests
-TEST_COLUMNS = ["arm_a", "arm_b", "n_pairs", "n_dropped", "median_a", "median_b", "median_diff",
-                "statistic", "p", "p_holm", "significant", "warning"]
+TEST_COLUMNS = ["arm_a", "arm_b", "n_pairs", "n_dropped", "n_effective", "n_zero", "median_a", "median_b",
+                "median_diff", "statistic", "p", "p_method", "p_holm", "significant", "warning"]
+
+
+def wilcoxon_p(differences: Iterable[float]) -> tuple[float, float]:
+    """(statistic, two-sided p) of :func:`signed_rank_test` on paired differences (NaN dropped).
+
+    No differences → (NaN, NaN); all differences zero → (0, 1).
+    """
+    result = signed_rank_test(differences)
+    return result["statistic"], result["p"]
 
 
 def paired_tests(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
@@ -155,10 +151,11 @@ def paired_tests(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm
     One row per (group…, arm_a, arm_b), arms in baseline, cut 0, cut 1 … order. Only repeats present in
     both arms are used (``n_pairs``); repeats present in just one are dropped and counted (``n_dropped``).
     ``median_a``/``median_b`` are the medians of those paired values, ``median_diff`` the median of the
-    paired differences a − b. p-values as in :func:`wilcoxon_p`; ``p_holm`` is Holm's step-down adjustment
-    (statsmodels) over the comparisons of the group that could be tested; ``significant`` is
-    ``p_holm < alpha``; ``warning`` is :func:`power_warning` for that comparison's pairs and the group's
-    number of comparisons.
+    paired differences a − b. ``statistic``, ``p``, ``p_method``, ``n_effective`` (nonzero differences) and
+    ``n_zero`` come from :func:`~functions.analysis.signed_rank.signed_rank_test` (exact, Pratt zeros);
+    ``p_holm`` is Holm's step-down adjustment (statsmodels) over the comparisons of the group that could be
+    tested; ``significant`` is ``p_holm < alpha``; ``warning`` is :func:`power_warning` for that
+    comparison's pairs (less its zero differences) and the group's number of comparisons.
     """
     by = _normalise_by(by)
     _check_frame(df, metric, arm_col, by, pair_col)
@@ -175,14 +172,13 @@ def paired_tests(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm
                 complete = both.dropna()
                 n_dropped = int(both.notna().any(axis=1).sum()) - len(complete)
                 a, b = complete[arm_a].to_numpy(float), complete[arm_b].to_numpy(float)
-                statistic, p = wilcoxon_p(a - b)
                 group_records.append({
                     **dict(zip(by, key)), "arm_a": arm_a, "arm_b": arm_b, "n_pairs": len(complete),
                     "n_dropped": n_dropped,
                     "median_a": float(np.median(a)) if a.size else np.nan,
                     "median_b": float(np.median(b)) if b.size else np.nan,
                     "median_diff": float(np.median(a - b)) if a.size else np.nan,
-                    "statistic": statistic, "p": p,
+                    **signed_rank_test(a - b),
                 })
         tested = [r for r in group_records if not np.isnan(r["p"])]
         adjusted = holm([r["p"] for r in tested])
@@ -191,7 +187,7 @@ def paired_tests(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm
         for record in group_records:
             record.setdefault("p_holm", np.nan)
             record["significant"] = bool(record["p_holm"] < alpha)
-            record["warning"] = power_warning(record["n_pairs"], max(1, len(tested)), alpha)
+            record["warning"] = power_warning(record["n_pairs"], max(1, len(tested)), alpha, record["n_zero"])
         records.extend(group_records)
     if not records:
         return _empty(by + TEST_COLUMNS)
@@ -352,6 +348,9 @@ def bootstrap_ci(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm
 
 
 FAMILIES = ("vs_baseline", "all_pairs")
+INTERVALS = ("hl", "bootstrap")
+EFFECT_COLUMNS = ["arm", "n_pairs", "n_effective", "n_zero", "median_diff", "hl_estimate", "low", "high",
+                  "ci_level", "ci_note", "p_holm", "significant"]
 
 
 def holm(p_values: Iterable[float]) -> np.ndarray:
@@ -391,18 +390,26 @@ def _baseline_family_p(tests: pd.DataFrame, by: list[str], baseline: str, alpha:
 def effect_vs_baseline(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
                        baseline: str = "baseline", by: str | Iterable[str] = DEFAULT_BY, n_boot: int = 2000,
                        seed: int = 0, ci: float = 0.95, pair_col: str = "repeat", alpha: float = 0.05,
-                       tests: pd.DataFrame | None = None, family: str = "vs_baseline") -> pd.DataFrame:
+                       tests: pd.DataFrame | None = None, family: str = "vs_baseline",
+                       interval: str = "hl") -> pd.DataFrame:
     """Paired effect of each arm against ``baseline`` per group: arm − baseline on shared repeats.
 
-    Columns: group…, arm, n_pairs, median_diff (median of the paired differences), low/high (percentile
-    bootstrap CI of that median, resampling pairs), p_holm and significant (Wilcoxon p-values of
-    :func:`paired_tests`). ``family`` is what Holm corrects over within a group: ``"vs_baseline"`` (default)
-    the arm-vs-baseline comparisons only — the many-to-one family that answers "does this arm beat the
-    baseline?" — or ``"all_pairs"``, every pairwise comparison (the family the rank groups use; more
-    conservative). Groups without the baseline arm are left out.
+    Columns: group…, arm, n_pairs, n_effective/n_zero (nonzero/zero paired differences), median_diff (median
+    of the paired differences, the headline), hl_estimate (Hodges–Lehmann shift), low/high, ci_level,
+    ci_note, p_holm and significant (exact Wilcoxon p-values of :func:`paired_tests`). ``interval="hl"``
+    (default): low/high is the exact Wilcoxon-inverted interval of the Hodges–Lehmann shift — the interval
+    that matches the test — ``ci_level`` its achieved level (≥ ``ci``), and below 6 pairs (at 95 %) NaN with
+    ``ci_note`` "n too small" (:func:`~functions.analysis.signed_rank.hodges_lehmann`);
+    ``interval="bootstrap"``: the percentile bootstrap CI of the median difference (``n_boot``, ``seed``).
+    ``family`` is what Holm corrects over within a group: ``"vs_baseline"`` (default) the arm-vs-baseline
+    comparisons only — the many-to-one family that answers "does this arm beat the baseline?" — or
+    ``"all_pairs"``, every pairwise comparison (the family the rank groups use; more conservative). Groups
+    without the baseline arm are left out.
     """
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is unknown; allowed: {list(FAMILIES)}")
+    if interval not in INTERVALS:
+        raise ValueError(f"interval {interval!r} is unknown; allowed: {list(INTERVALS)}")
     by = _normalise_by(by)
     _check_frame(df, metric, arm_col, by, pair_col)
     _check_bootstrap_args("median", n_boot, ci)
@@ -427,42 +434,55 @@ def effect_vs_baseline(df: pd.DataFrame, metric: str = "test_acc", arm_col: str 
                 continue
             complete = table[[arm, baseline]].dropna()
             diffs = (complete[arm] - complete[baseline]).to_numpy(float)
-            if diffs.size:
-                estimate, low, high = _bootstrap(diffs, "median", n_boot, ci,
-                                                 _group_rng(seed, tuple(key) + (arm, baseline)))
-            else:
-                estimate = low = high = np.nan
+            rng = _group_rng(seed, tuple(key) + (arm, baseline))
             p_holm, significant = p_lookup.get(_norm_key(key) + (arm, baseline), (np.nan, False))
-            records.append({**dict(zip(by, key)), "arm": arm, "n_pairs": int(diffs.size),
-                            "median_diff": estimate, "low": low, "high": high,
+            records.append({**dict(zip(by, key)), "arm": arm, **_paired_effect(diffs, interval, n_boot, ci, rng),
                             "p_holm": p_holm, "significant": bool(significant)})
-    columns = by + ["arm", "n_pairs", "median_diff", "low", "high", "p_holm", "significant"]
+    columns = by + EFFECT_COLUMNS
     return pd.DataFrame(records, columns=columns) if records else _empty(columns)
+
+
+def _paired_effect(diffs: np.ndarray, interval: str, n_boot: int, ci: float, rng: np.random.Generator) -> dict:
+    """The effect columns of one arm's paired differences: counts, median, Hodges–Lehmann, interval."""
+    nonzero = int(np.count_nonzero(clean_differences(diffs)))
+    hl = hodges_lehmann(diffs, ci)
+    out = {"n_pairs": int(diffs.size), "n_effective": nonzero, "n_zero": int(diffs.size) - nonzero,
+           "median_diff": float(np.median(diffs)) if diffs.size else np.nan, "hl_estimate": hl["estimate"],
+           "low": hl["low"], "high": hl["high"], "ci_level": hl["achieved"], "ci_note": hl["note"]}
+    if interval == "bootstrap" and diffs.size:
+        _, low, high = _bootstrap(diffs, "median", n_boot, ci, rng)
+        out.update(low=low, high=high, ci_level=ci, ci_note=None)
+    return out
 
 
 def _baseline_family_warnings(table: pd.DataFrame, by: list[str], alpha: float) -> pd.Series:
     """Per row: :func:`power_warning` for its arm-vs-baseline comparison, the family being every arm of the
-    group compared with the baseline; rows without such a comparison keep their warning."""
+    group compared with the baseline (zero differences left out, as the test does); rows without such a
+    comparison keep their warning."""
     compared = table["n_pairs"].notna()
     sizes = compared.groupby([table[c] for c in by], dropna=False).transform("sum") if by else \
         pd.Series(int(compared.sum()), index=table.index)
-    return pd.Series([power_warning(int(n), max(1, int(m)), alpha) if has else old
-                      for has, n, m, old in zip(compared, table["n_pairs"], sizes, table["warning"])],
+    return pd.Series([power_warning(int(n), max(1, int(m)), alpha, int(zero)) if has else old
+                      for has, n, zero, m, old in zip(compared, table["n_pairs"], table["n_zero"], sizes,
+                                                      table["warning"])],
                      index=table.index, dtype=object)
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
               by: str | Iterable[str] = DEFAULT_BY, pair_col: str = "repeat", baseline: str = "baseline",
               alpha: float = 0.05, stat: str = "median", n_boot: int = 2000, ci: float = 0.95,
-              seed: int = 0, higher_is_better: bool = True, family: str = "vs_baseline") -> pd.DataFrame:
+              seed: int = 0, higher_is_better: bool = True, family: str = "vs_baseline",
+              interval: str = "hl") -> pd.DataFrame:
     """One row per (group…, arm): what a visualisations notebook prints.
 
     Rank groups use every pairwise comparison of a group; ``p_holm_vs_baseline`` is Holm-corrected over
     ``family`` (default: the arm-vs-baseline comparisons, see :func:`effect_vs_baseline`).
 
     Columns: n, median, rank, group, group_label; ``estimate``/``low``/``high`` (bootstrap CI of ``stat``);
-    ``diff_vs_baseline``/``diff_low``/``diff_high``/``n_pairs``/``p_holm_vs_baseline``/
-    ``significant_vs_baseline`` (NaN for the baseline itself or when there is no baseline); ``warning``: for
+    ``diff_vs_baseline`` (median paired difference)/``diff_low``/``diff_high`` (``interval``: the exact
+    Hodges–Lehmann interval by default)/``diff_hl``/``diff_ci_level``/``diff_ci_note``/``n_pairs``/
+    ``n_effective``/``n_zero``/``p_holm_vs_baseline``/``significant_vs_baseline`` (from
+    :func:`effect_vs_baseline`; NaN for the baseline itself or when there is no baseline); ``warning``: for
     an arm compared with the baseline, the power warning of the family its ✓ is corrected over (``family``),
     for the baseline itself that of the rank groups.
     """
@@ -473,22 +493,24 @@ def summarize(df: pd.DataFrame, metric: str = "test_acc", arm_col: str = "arm",
     cis = bootstrap_ci(df, metric=metric, arm_col=arm_col, by=by, stat=stat, n_boot=n_boot, ci=ci, seed=seed)
     keys = by + ["arm"]
     table = ranked.merge(cis.drop(columns="n"), on=keys, how="left")
-    effect_columns = ["diff_vs_baseline", "diff_low", "diff_high", "n_pairs", "p_holm_vs_baseline",
-                      "significant_vs_baseline"]
+    effect_columns = ["diff_vs_baseline", "diff_low", "diff_high", "diff_hl", "diff_ci_level", "diff_ci_note",
+                      "n_pairs", "n_effective", "n_zero", "p_holm_vs_baseline", "significant_vs_baseline"]
     if (df[arm_col] == baseline).any():
         effects = effect_vs_baseline(df, metric=metric, arm_col=arm_col, baseline=baseline, by=by,
                                      n_boot=n_boot, seed=seed, ci=ci, pair_col=pair_col, alpha=alpha,
-                                     tests=tests, family=family)
+                                     tests=tests, family=family, interval=interval)
         effects = effects.rename(columns={"median_diff": "diff_vs_baseline", "low": "diff_low",
-                                          "high": "diff_high", "p_holm": "p_holm_vs_baseline",
-                                          "significant": "significant_vs_baseline"})
+                                          "high": "diff_high", "hl_estimate": "diff_hl",
+                                          "ci_level": "diff_ci_level", "ci_note": "diff_ci_note",
+                                          "p_holm": "p_holm_vs_baseline", "significant": "significant_vs_baseline"})
         table = table.merge(effects, on=keys, how="left")
         if family == "vs_baseline":
             table["warning"] = _baseline_family_warnings(table, by, alpha)
     else:
         for column in effect_columns:
             table[column] = np.nan
-    table["n_pairs"] = table["n_pairs"].astype("Int64")
+    for column in ("n_pairs", "n_effective", "n_zero"):
+        table[column] = table[column].astype("Int64")
     order = ["n", "median", "stat", "estimate", "low", "high", "rank", "group", "group_label"]
     table = table[keys + order + effect_columns + ["warning"]]
     table["_arm_order"] = table["arm"].map(arm_sort_key)
