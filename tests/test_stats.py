@@ -252,3 +252,141 @@ def test_vs_baseline_family_is_holm_over_the_baseline_comparisons_only():
     np.testing.assert_allclose(summary.loc[["cut 1", "cut 2", "cut 3"], "p_holm_vs_baseline"], 3 * raw)
     with pytest.raises(ValueError, match="family"):
         stats.effect_vs_baseline(df, by=("fraction",), family="pairs")
+
+
+# ----------------------------------------------------------------------------- exact signed-rank test
+def _brute_force_p(d):
+    """Pratt signed-rank p by listing every sign pattern: written independently of the package."""
+    import itertools
+
+    from scipy.stats import rankdata
+
+    d = np.asarray(d, dtype=float)
+    ranks = rankdata(np.abs(d))  # zeros ranked with the rest (Pratt) …
+    ranks = ranks[d != 0]  # … then dropped
+    observed = ranks[d[d != 0] > 0].sum()
+    centre = ranks.sum() / 2
+    sums = [sum(r for r, s in zip(ranks, signs) if s) for signs in itertools.product((0, 1), repeat=ranks.size)]
+    return np.mean([abs(t - centre) >= abs(observed - centre) - 1e-9 for t in sums])
+
+
+def test_exact_p_and_hodges_lehmann_by_hand():
+    # d = [1, 2, 3, -0.5, 4]; |d| ranks: 0.5→1, 1→2, 2→3, 3→4, 4→5; T+ = 2+3+4+5 = 14, T− = 1.
+    # Under H0 T+ ranges over 0..15 (32 sign patterns, mean 7.5); |T+ − 7.5| ≥ 6.5 only for T+ ∈ {0, 1, 14, 15},
+    # one pattern each: p = 4/32 = 0.125. Statistic min(T+, T−) = 1.
+    # Walsh averages (i ≤ j) of the sorted -0.5, 1, 2, 3, 4:
+    #   -0.5, 0.25, 0.75, 1.25, 1.75 | 1, 1.5, 2, 2.5 | 2, 2.5, 3 | 3, 3.5 | 4
+    # sorted: -0.5 .25 .75 1 1.25 1.5 1.75 [2] 2 2.5 2.5 3 3 3.5 4 → 15 values, the 8th is HL = 2.
+    # n = 5: P(T ≤ 0) = 1/32 > 0.025, so no 95 % interval exists: NaN bounds, "n too small".
+    d = [1, 2, 3, -0.5, 4]
+    result = stats.signed_rank_test(d)
+    assert result == {"statistic": 1.0, "p": 0.125, "n_effective": 5, "n_zero": 0, "p_method": "exact"}
+    assert wilcoxon(d, method="exact").pvalue == pytest.approx(0.125)  # scipy agrees when nothing ties
+    hl = stats.hodges_lehmann(d)
+    assert hl["estimate"] == 2.0 and np.median(d) == 2.0
+    assert np.isnan(hl["low"]) and np.isnan(hl["high"]) and np.isnan(hl["achieved"])
+    assert hl["note"] == "n too small"
+
+
+def test_hodges_lehmann_interval_by_hand():
+    # d = [-2, -1, 1, 2, 3, 4, 5, 6], n = 8, M = 36 Walsh averages:
+    #   -2: -2 -1.5 -0.5 0 0.5 1 1.5 2 | -1: -1 0 0.5 1 1.5 2 2.5 | 1: 1 1.5 2 2.5 3 3.5 | 2: 2 2.5 3 3.5 4
+    #    3: 3 3.5 4 4.5 | 4: 4 4.5 5 | 5: 5 5.5 | 6: 6
+    # sorted: -2 -1.5 -1 (-0.5) 0 0 .5 .5 1 1 1 1.5 1.5 1.5 2 2 2 [2] [2.5] 2.5 2.5 3 3 3 3.5 3.5 3.5 4 4 4
+    #         4.5 4.5 (5) 5 5.5 6
+    # HL = mean of the 18th and 19th = (2 + 2.5)/2 = 2.25.
+    # Null of T for n = 8 (256 patterns): #{T = 0, 1, 2, 3, 4} = 1, 1, 1, 2, 2 (3 = {3}, {1,2}; 4 = {4}, {1,3}),
+    # cumulative 1, 2, 3, 5, 7; 0.025·256 = 6.4, so P(T ≤ 3) = 5/256 is the last tail within it: k = 4,
+    # interval [W_(4), W_(33)] = [-0.5, 5], achieved 1 − 2·5/256 = 0.9609375 (≥ 95 %: T is discrete).
+    hl = stats.hodges_lehmann([-2, -1, 1, 2, 3, 4, 5, 6])
+    assert (hl["estimate"], hl["low"], hl["high"]) == (2.25, -0.5, 5.0)
+    assert hl["achieved"] == 0.9609375 and hl["note"] is None
+    # n = 6 is the first with a 95 % interval: k = 1 (P(T = 0) = 1/64), [min, max], achieved 1 − 2/64
+    six = stats.hodges_lehmann([0.3, -0.1, 0.2, 0.5, 0.4, 0.1])
+    assert (six["low"], six["high"], six["achieved"]) == (-0.1, 0.5, 1 - 2 / 64)
+    assert stats.hodges_lehmann([])["note"] == "no pairs"
+    with pytest.raises(ValueError, match="ci"):
+        stats.hodges_lehmann([1, 2], ci=95)
+
+
+def test_pratt_zeros_and_midranks_by_hand():
+    # d = [0, 1, 1, 2, -3]: |d| ranks with the zero: 0→1, 1,1→2.5,2.5, 2→4, 3→5; the zero's rank is dropped.
+    # Nonzero ranks {2.5, 2.5, 4, 5}, T+ = 2.5+2.5+4 = 9, total 14, mean 7, |9 − 7| = 2.
+    # The 16 subset sums: 0 2.5 2.5 4 5 5 6.5 6.5 7.5 7.5 9 9 10 11.5 11.5 14; |T − 7| ≥ 2 for all but the
+    # four of 6.5 and 7.5: p = 12/16 = 0.75. Statistic min(9, 5) = 5.
+    result = stats.signed_rank_test([0, 1, 1, 2, -3])
+    assert result == {"statistic": 5.0, "p": 0.75, "n_effective": 4, "n_zero": 1, "p_method": "exact"}
+    # zeros push the other ranks up (Pratt), unlike dropping them first (scipy's "wilcox")
+    d = [0, 0, 0.1, 0.2, -0.3, 0.4, 0.4, 0.5]
+    assert stats.signed_rank_test(d)["p"] == pytest.approx(_brute_force_p(d)) == pytest.approx(0.125)
+    pratt = wilcoxon(d, zero_method="pratt", method=__import__("scipy").stats.PermutationMethod())
+    assert stats.signed_rank_test(d)["p"] == pytest.approx(pratt.pvalue)
+    rng = np.random.default_rng(8)
+    for n in (3, 6, 9, 11):
+        d = rng.integers(-3, 4, n) / 100  # many ties and zeros, as accuracy differences have
+        assert stats.signed_rank_test(d)["p"] == pytest.approx(_brute_force_p(d)), d
+    assert stats.signed_rank_test([0.0, 0.0]) == {"statistic": 0.0, "p": 1.0, "n_effective": 0, "n_zero": 2,
+                                                  "p_method": "exact"}  # every sign pattern gives T = 0
+    assert np.isnan(stats.signed_rank_test([np.nan])["p"])
+
+
+def test_exact_matches_scipy_without_ties():
+    rng = np.random.default_rng(4)
+    for n in (5, 10, 16):
+        d = rng.normal(0.3, 1, n)
+        assert stats.signed_rank_test(d)["p"] == pytest.approx(wilcoxon(d, method="exact").pvalue)
+
+
+def test_monte_carlo_agrees_with_enumeration_at_14():
+    rng = np.random.default_rng(2)
+    d = np.round(rng.normal(0.4, 1, 14), 1)  # rounded: some ties
+    exact = stats.signed_rank_test(d)
+    forced = stats.signed_rank_test(d, max_exact=10)  # 14 > 10: the Monte-Carlo path
+    assert exact["p_method"] == "exact" and forced["p_method"] == "monte carlo"
+    assert forced["p"] == pytest.approx(exact["p"], abs=0.01)
+    assert forced == stats.signed_rank_test(d, max_exact=10)  # seeded
+    few = stats.signed_rank_test(d, max_exact=10, draws=999)["p"] * 1000  # (1 + count)/(1 + draws)
+    assert few == pytest.approx(round(few)) and few >= 1
+    assert stats.signed_rank_test(np.arange(1, 31))["p_method"] == "monte carlo"  # 30 nonzero > 20
+    assert stats.min_wilcoxon_p(30) == pytest.approx(1 / (1 + stats.MC_DRAWS))
+
+
+def test_power_warning_counts_only_nonzero_differences():
+    assert stats.power_warning(7, 1) is None  # 2**-6 < 0.05
+    message = stats.power_warning(7, 1, n_zero=2)  # only 5 count: 0.0625
+    assert "7 paired repeats (2 with zero difference)" in message and "0.0625" in message
+    assert "all 4 paired differences are zero" in stats.power_warning(4, 1, n_zero=4)
+
+
+def test_paired_and_effect_tables_report_effective_n_and_the_matching_interval():
+    base = np.linspace(0.80, 0.85, 8)
+    gains = np.array([0.0, 0.0, 0.01, 0.02, 0.01, 0.03, 0.02, 0.01])  # two zero differences
+    rows = [{"study": "S", "fraction": 0.1, "arm": arm, "repeat": r, "test_acc": base[r] + g[r]}
+            for arm, g in (("baseline", np.zeros(8)), ("cut 1", gains)) for r in range(8)]
+    df = pd.DataFrame(rows)
+    test = stats.paired_tests(df).iloc[0]
+    assert (test["n_pairs"], test["n_effective"], test["n_zero"], test["p_method"]) == (8, 6, 2, "exact")
+    assert test["p"] == pytest.approx(_brute_force_p(-gains))  # arm_a − arm_b = baseline − cut 1
+    effect = stats.effect_vs_baseline(df).iloc[0]
+    hl = stats.hodges_lehmann(gains)
+    assert effect["median_diff"] == pytest.approx(np.median(gains))
+    assert (effect["low"], effect["high"], effect["hl_estimate"]) == pytest.approx((hl["low"], hl["high"],
+                                                                                    hl["estimate"]))
+    assert effect["ci_level"] == pytest.approx(0.9609375) and effect["ci_note"] is None
+    assert (effect["n_effective"], effect["n_zero"]) == (6, 2)
+    # the bootstrap interval stays available
+    boot = stats.effect_vs_baseline(df, interval="bootstrap", n_boot=300).iloc[0]
+    expected = stats._bootstrap(gains, "median", 300, 0.95, stats._group_rng(0, ("S", 0.1, "cut 1", "baseline")))
+    assert (boot["low"], boot["high"]) == pytest.approx(expected[1:])
+    with pytest.raises(ValueError, match="interval"):
+        stats.effect_vs_baseline(df, interval="percentile")
+    summary = stats.summarize(df, n_boot=100).set_index("arm")
+    assert summary.loc["cut 1", "n_effective"] == 6 and summary.loc["cut 1", "diff_ci_level"] == effect["ci_level"]
+    assert summary.loc["cut 1", "diff_low"] == effect["low"]
+
+
+def test_too_few_pairs_give_no_interval_but_a_note():
+    effects = stats.effect_vs_baseline(make_frame(SEPARATED, n_repeats=5)).set_index("arm")
+    assert effects["low"].isna().all() and effects["high"].isna().all()
+    assert (effects["ci_note"] == "n too small").all()
+    assert effects["median_diff"].notna().all() and effects["hl_estimate"].notna().all()

@@ -30,7 +30,7 @@ from functions.analysis.figures_common import (  # noqa: F401  (re-exported: the
     BASELINE_COLOR, BASELINE_HATCH, HEATMAP_STATS, METRICS, _arm_colors, _joined, _lookup_groups, _panels,
     _pick_fractions, _row_columns, _set_fraction_axis, _short_arm, _write_warning, check_frame, check_metric,
     describe_setting, distinct_values, fraction_label, panel_grid, panel_title, save_figure, setting_rows,
-    titled, use_style)
+    titled, use_style, wrap_to_width)
 from functions.analysis.results import sort_arms, summary_table
 
 HIGHER_COLOR = "#8fd19e"  # box of a cut significantly above the baseline
@@ -390,24 +390,27 @@ def median_lines(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05
             ax.scatter(x[~significant], y[~significant], marker=marker, facecolor="white",
                        edgecolor=colors[arm], zorder=3, gid=f"not significant:{arm}")
         _set_fraction_axis(ax, sorted(spread["fraction"].unique()))
-        ax.set_ylabel(f"{metric} (median; band min–max; bars mean ± std)")
-        ax.set_title(row_label)
+        ax.set_ylabel(f"{metric} (median)")  # short: a long label runs into the titles above it
+        ax.set_title(wrap_to_width(row_label, ax.get_position().width * fig.get_figwidth(), "medium"))
         handles, labels = ax.get_legend_handles_labels()
         handles += [Line2D([], [], marker="o", color="0.3", linestyle=""),
                     Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="")]
         labels += ["differs from the baseline", "no significant difference"]
-        ax.legend(handles, labels, fontsize=7, ncol=2,
-                  title=LINE_CAPTION if testable else "no baseline or repeats: no test", title_fontsize=7)
+        caption = LINE_CAPTION if testable else "no baseline or repeats: no test"
+        ax.legend(handles, labels, fontsize=7, ncol=2, title=f"line: median; band: min–max; bars: mean ± std\n"
+                  f"{caption}", title_fontsize=7)
     return titled(fig, f"{metric} over fractions\n{describe_setting(df)}")
 
 
 def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1000, seed: int = 0,
                      alpha: float = 0.05) -> Figure:
-    """Cut − baseline over fractions (log x), one line per cut, zero line; one panel per condition.
+    """Cut − baseline in points (100 × ``metric``) over fractions (log x), one line per cut, zero line; one
+    panel per condition — the numbers of :func:`functions.analysis.tables.delta_table`.
 
     Where runs pair with the baseline by repeat, the line is the median of the paired differences with its
     bootstrap 95 % CI band (:func:`functions.analysis.stats.effect_vs_baseline`); filled markers are significant
-    after Holm. Without pairs it is the difference of medians, without a band.
+    after Holm. A fraction without pairs shows the difference of medians instead, as a cross, and the legend
+    says so.
     """
     use_style()
     check_frame(df, ("fraction", "cut", "arm", "repeat"))
@@ -428,32 +431,68 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
         medians = present.groupby(["fraction", "arm"])[metric].median()
         arms = [a for a in sort_arms(present["arm"]) if a != "baseline"]
         colors = _arm_colors(arms)
+        any_unpaired = False
         for arm in arms:
             line = effects[effects["arm"] == arm].sort_values("fraction").copy()
-            unpaired = line["n_pairs"] == 0
-            # without pairs: the plain difference of medians at that fraction
+            unpaired = (line["n_pairs"] == 0).to_numpy()
+            any_unpaired |= bool(unpaired.any())
+            # without pairs: the plain difference of medians at that fraction (marked as such)
             line.loc[unpaired, "median_diff"] = [medians.get((f, arm), np.nan) - medians.get((f, "baseline"), np.nan)
                                                  for f in line.loc[unpaired, "fraction"]]
             x = line["fraction"].to_numpy(float)
-            ax.plot(x, line["median_diff"], color=colors[arm], label=arm, marker=None)
-            ax.fill_between(x, line["low"].astype(float), line["high"].astype(float), color=colors[arm],
+            y = 100 * line["median_diff"].to_numpy(float)
+            ax.plot(x, y, color=colors[arm], label=arm, marker=None)
+            ax.fill_between(x, 100 * line["low"].astype(float), 100 * line["high"].astype(float), color=colors[arm],
                             alpha=0.15, linewidth=0)
             significant = line["significant"].astype(bool).to_numpy()
-            ax.scatter(x[significant], line["median_diff"][significant], color=colors[arm], zorder=3)
-            ax.scatter(x[~significant], line["median_diff"][~significant], facecolor="white",
-                       edgecolor=colors[arm], zorder=3)
+            ax.scatter(x[significant], y[significant], color=colors[arm], zorder=3, gid=f"significant:{arm}")
+            ax.scatter(x[~significant & ~unpaired], y[~significant & ~unpaired], facecolor="white",
+                       edgecolor=colors[arm], zorder=3, gid=f"not significant:{arm}")
+            ax.scatter(x[unpaired], y[unpaired], marker="x", color=colors[arm], zorder=3, gid=f"unpaired:{arm}")
         _set_fraction_axis(ax, sorted(present["fraction"].unique()))
-        ax.set_ylabel(f"Δ {metric} vs baseline (paired median, 95% CI)")
-        ax.legend(fontsize=7, ncol=2, title="filled marker: significant (Holm)", title_fontsize=7)
-    return titled(fig, f"difference to baseline\n{describe_setting(df)}")
+        ax.set_ylabel(f"Δ {metric} vs baseline (points)")
+        caption = "median of paired differences, 95 % CI\nfilled marker: significant (Holm)"
+        if any_unpaired:
+            caption += "\n×: no pairs, difference of medians"
+        ax.legend(fontsize=7, ncol=2, title=caption, title_fontsize=7)
+    return titled(fig, f"gain over the baseline (points of {metric})\n{describe_setting(df)}")
 
 
 # ----------------------------------------------------------------------------- grids
-def heatmap(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median", relative: bool = False) -> Figure:
-    """Annotated fraction × arm table of ``stat`` of ``metric``; ``relative=True``: minus the baseline.
+def paired_differences(df: pd.DataFrame, metric: str = "test_acc", baseline: str = "baseline") -> pd.DataFrame:
+    """Per (fraction, repeat, arm): ``metric`` of the arm minus the baseline's of the same repeat (column
+    ``diff``); only repeats that hold both arms. The rows of one setting (study, condition)."""
+    keys = [c for c in ("study", "fraction", "repeat") if c in df.columns]
+    wide = df.pivot_table(index=keys, columns="arm", values=metric, aggfunc="first")
+    if baseline not in wide.columns:
+        return pd.DataFrame(columns=keys + ["arm", "diff"])
+    diffs = wide.drop(columns=baseline).sub(wide[baseline], axis=0)
+    return diffs.stack().rename("diff").reset_index()
 
-    One panel per (study, condition), each with its colour bar; all panels share one colour scale (centred
-    on 0 when relative) so that equal colours mean equal values across panels.
+
+def _relative_table(rows: pd.DataFrame, metric: str, stat: str) -> tuple[pd.DataFrame | None, bool]:
+    """The relative heatmap's table in points, and whether it is paired: ``stat`` of the paired differences
+    (the headline's estimate, for the median) where repeats pair with the baseline, else ``stat`` of the arm
+    minus ``stat`` of the baseline."""
+    scale = 1 if stat == "count" else 100  # a count of pairs stays a count
+    diffs = paired_differences(rows, metric) if "repeat" in rows.columns else pd.DataFrame()
+    if len(diffs):
+        table = summary_table(diffs.drop(columns="study", errors="ignore"), metric="diff", stat=stat)
+        return scale * table, True
+    table = summary_table(rows.drop(columns="study"), metric=metric, stat=stat)
+    if "baseline" not in table.columns:
+        return None, False
+    return scale * table.sub(table["baseline"], axis=0).drop(columns="baseline"), False
+
+
+def heatmap(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median", relative: bool = False) -> Figure:
+    """Annotated fraction × arm table of ``stat`` of ``metric``; ``relative=True``: the gain over the baseline.
+
+    The gain is in points, and paired where the design is paired: ``stat`` over repeats of (arm − baseline
+    of the same repeat) — for the median, the number the headline table (:func:`~functions.analysis.tables.
+    delta_table`) shows. Rows without repeats fall back to the difference of the two ``stat``\ s, and the
+    colour bar says which it is. One panel per (study, condition), each with its colour bar; all panels share
+    one colour scale (centred on 0 when relative) so that equal colours mean equal values across panels.
     """
     use_style()
     if stat not in HEATMAP_STATS:
@@ -465,29 +504,41 @@ def heatmap(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median", re
     rows = setting_rows(df)
     tables = []
     for row_label, row_df in rows:
-        table = summary_table(row_df.drop(columns="study"), metric=metric, stat=stat)
         if relative:
-            table = (table.sub(table["baseline"], axis=0).drop(columns="baseline")
-                     if "baseline" in table.columns else None)
-        tables.append((row_label, table))
-    numbers = np.concatenate([t.to_numpy(float).ravel() for _, t in tables if t is not None and t.size] or [[0.0]])
+            table, paired = _relative_table(row_df, metric, stat)
+        else:
+            table, paired = summary_table(row_df.drop(columns="study"), metric=metric, stat=stat), False
+        tables.append((row_label, table, paired))
+    numbers = np.concatenate([t.to_numpy(float).ravel() for _, t, _ in tables if t is not None and t.size]
+                             or [[0.0]])
     if relative:
         limit = float(np.nanmax(np.abs(numbers))) or 1e-9
         scale = {"cmap": "RdBu", "center": 0.0, "vmin": -limit, "vmax": limit}
     else:
         scale = {"cmap": "viridis", "vmin": float(np.nanmin(numbers)), "vmax": float(np.nanmax(numbers))}
     fig, axes = _panels(len(rows), width=5.5, height=0.45 * df["fraction"].nunique() + 2.8)
-    for ax, (row_label, table) in zip(axes, tables):
+    for ax, (row_label, table, paired) in zip(axes, tables):
         ax.set_title(row_label)
         if table is None:
             ax.text(0.5, 0.5, "no baseline", transform=ax.transAxes, ha="center")
             continue
         table.index = [fraction_label(f) for f in table.index]
-        sns.heatmap(table, ax=ax, annot=True, fmt=".3f" if stat != "count" else ".0f", annot_kws={"fontsize": 8},
-                    cbar_kws={"label": f"{stat} {metric}" + (" − baseline" if relative else "")}, **scale)
+        if relative:
+            fmt = "+.1f" if stat != "count" else ".0f"
+            what = (f"{stat} of paired Δ {metric} (points)" if paired
+                    else f"Δ of {stat}s of {metric} (points, unpaired)")
+        else:
+            fmt, what = (".3f" if stat != "count" else ".0f"), f"{stat} {metric}"
+        sns.heatmap(table, ax=ax, annot=True, fmt=fmt, annot_kws={"fontsize": 8}, cbar_kws={"label": what},
+                    **scale)
         ax.set_xlabel("arm")
         ax.set_ylabel("fraction")
-    what = f"{stat} {metric}" + (" minus baseline" if relative else "")
+    if relative and all(paired for _, t, paired in tables if t is not None):
+        what = f"gain over the baseline: {stat} of the paired differences (points of {metric})"
+    elif relative:
+        what = f"gain over the baseline (points of {metric}; unpaired panels: difference of {stat}s)"
+    else:
+        what = f"{stat} {metric}"
     return titled(fig, f"{what}\n{describe_setting(df)}")
 
 

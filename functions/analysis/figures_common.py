@@ -5,8 +5,10 @@ them through it.
 """
 from __future__ import annotations
 
+import io
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -16,9 +18,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from functions.analysis.results import with_settings
+from functions.analysis.labels import fraction_label, protocol_text, repeats_text  # noqa: F401  (re-exported)
+from functions.analysis.results import lr_setting, with_settings
 from functions.engine.conditions import condition_label, ordered_conditions
-from functions.engine.fileio import atomic_open
+from functions.engine.fileio import atomic_write_bytes
 
 METRICS = ("test_acc", "train_acc", "val_acc")
 HEATMAP_STATS = ("median", "mean", "iqm", "std", "count")
@@ -39,9 +42,27 @@ def use_style(force: bool = False) -> None:
     _style_applied = True
 
 
+# Metadata that would change the bytes of an unchanged figure on every save: the creation date (PDF, PS)
+# and the date and random ids of an SVG. Without them the same figure gives the same file.
+_STABLE_METADATA = {"pdf": {"CreationDate": None}, "ps": {"CreationDate": None}, "eps": {"CreationDate": None},
+                    "svg": {"Date": None}}
+
+
+def figure_bytes(fig: Figure, fmt: str, dpi: int | None = None) -> bytes:
+    """``fig`` rendered as ``fmt``, without timestamps: the same figure always gives the same bytes."""
+    buffer = io.BytesIO()
+    with plt.rc_context({"svg.hashsalt": "tl-study"}):  # SVG element ids from a fixed salt, not a random one
+        fig.savefig(buffer, format=fmt, dpi=dpi, metadata=_STABLE_METADATA.get(fmt))
+    return buffer.getvalue()
+
+
 def save_figure(fig: Figure, path_without_ext: str | Path, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int | None = None) -> list[Path]:
-    """Write ``fig`` as ``path_without_ext.<format>`` for every format (folders created); the paths written."""
+    """Write ``fig`` as ``path_without_ext.<format>`` for every format (folders created); the paths written.
+
+    A file whose bytes would not change is left as it is (a re-run does not touch a tracked figure), and a
+    changed one is replaced atomically (a killed notebook never leaves half a figure behind).
+    """
     if not isinstance(fig, Figure):
         raise ValueError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     if isinstance(formats, str):
@@ -55,18 +76,14 @@ def save_figure(fig: Figure, path_without_ext: str | Path, formats: Sequence[str
     written = []
     for fmt in formats:
         path = base.with_name(f"{base.name}.{fmt}")
-        with atomic_open(path) as fh:  # a killed notebook never leaves half a figure behind
-            fig.savefig(fh, format=fmt, dpi=dpi)
+        data = figure_bytes(fig, fmt, dpi)
+        if not path.is_file() or path.read_bytes() != data:
+            atomic_write_bytes(path, data)
         written.append(path)
     return written
 
 
 # ----------------------------------------------------------------------------- labels
-def fraction_label(fraction: float) -> str:
-    """0.001 → ``0.1%``, 1.0 → ``100%``."""
-    return f"{100 * float(fraction):g}%"
-
-
 def distinct_values(df: pd.DataFrame, column: str) -> list:
     """Distinct non-null values of a column (empty when the column is missing)."""
     if column not in df.columns:
@@ -79,10 +96,11 @@ def _joined(values: Iterable, fmt=str) -> str:
 
 
 def describe_setting(df: pd.DataFrame) -> str:
-    """One line naming the setting of ``df``: study, condition(s), architecture, pooling, lr.
+    """One line naming the setting of ``df``: study, condition(s), architecture, pooling, lr, protocol, repeats.
 
     A column with several values lists them joined by ``/`` (more than two studies are counted instead);
-    missing columns are left out.
+    missing columns are left out. The learning rate is named only when it is a setting: a run that tuned it
+    (``lr_grid``) chose it, which the protocol's label (``realistic, tuned lr``) already says.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
@@ -109,9 +127,15 @@ def describe_setting(df: pd.DataFrame) -> str:
     pooling = distinct_values(df, "pooling")
     if pooling:
         parts.append("pool " + _joined(sorted(pooling)))
-    lrs = distinct_values(df, "lr")
-    if lrs:
-        parts.append("lr " + _joined(sorted(lrs), lambda v: f"{v:g}"))
+    if "lr" in df.columns and df["lr"].notna().any():
+        rates = sorted({r for r in lr_setting(df) if r not in ("tuned", "–")}, key=float)
+        if rates:
+            parts.append("lr " + _joined(rates))
+    if len(df):
+        parts.append(protocol_text(df))
+    repeats = repeats_text(df)
+    if repeats:
+        parts.append(repeats)
     return " | ".join(parts) if parts else "results"
 
 
@@ -181,9 +205,24 @@ def panel_title(row_label: str, text: str) -> str:
 
 
 def titled(fig: Figure, title: str) -> Figure:
-    """``fig`` with its overall title set."""
-    fig.suptitle(title)
+    """``fig`` with its overall title set, each line wrapped to the figure's width (a setting line is long)."""
+    fig.suptitle(wrap_to_width(title, fig.get_figwidth(), plt.rcParams["figure.titlesize"]))
     return fig
+
+
+def wrap_to_width(text: str, width_inches: float, fontsize="medium") -> str:
+    """``text`` with every line wrapped at `` | `` or spaces so that it fits ``width_inches`` at ``fontsize``."""
+    from matplotlib.font_manager import FontProperties
+
+    points = FontProperties(size=fontsize).get_size_in_points()
+    chars = max(20, int(width_inches * 72 / (0.55 * points)))  # an average glyph is about 0.55 em wide
+    lines = []
+    for line in text.split("\n"):
+        if len(line) > chars:  # a long study name may break after its arrow, never inside a dataset name
+            line = line.replace("->", "-> ")
+        wrapped = textwrap.wrap(line, chars, break_on_hyphens=False, break_long_words=False) or [""]
+        lines.extend(w.replace("-> ", "->") for w in wrapped)
+    return "\n".join(lines)
 
 
 def _arm_colors(arms: Sequence[str]) -> dict[str, tuple]:

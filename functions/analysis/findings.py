@@ -19,8 +19,8 @@ import pandas as pd
 
 from functions.analysis import clustering as _clustering
 from functions.analysis import protocols, stats, transfer_conditions
-from functions.analysis.findings_format import (cut_number, effect_cells, fraction_text, md_table, number, p_clause, p_text,
-                                                 percent, points)
+from functions.analysis.findings_format import (cut_number, effect_cells, fraction_text, md_table, number,
+                                                 p_clause, p_text, percent, points)
 from functions.analysis.results import arm_sort_key, load_clustering, load_results
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI
 from functions.engine.protocols import DEFAULT_VARIANT, PROTOCOL_VARIANTS

@@ -96,7 +96,7 @@ def signed_rank_test(differences: Iterable[float], max_exact: int = EXACT_MAX_N,
     Returns ``statistic`` (the smaller of the positive and negative rank sums, Pratt ranks), ``p``,
     ``n_effective`` (nonzero differences), ``n_zero`` and ``p_method``: ``"exact"`` (n_effective ≤
     ``max_exact``), ``"monte carlo"`` (seeded, ``draws`` sign patterns, p = (1 + extreme)/(1 + draws)) or
-    ``"none"``. No differences → NaN; all zero → statistic 0, p 1.
+    ``"none"`` (no differences: NaN). All differences zero → statistic 0, p 1.
     """
     d = clean_differences(differences)
     nonzero = d[d != 0]
@@ -104,8 +104,8 @@ def signed_rank_test(differences: Iterable[float], max_exact: int = EXACT_MAX_N,
               "n_zero": int(d.size - nonzero.size), "p_method": "none"}
     if d.size == 0:
         return result
-    if nonzero.size == 0:
-        return {**result, "statistic": 0.0, "p": 1.0}
+    if nonzero.size == 0:  # every sign pattern gives the same (empty) statistic
+        return {**result, "statistic": 0.0, "p": 1.0, "p_method": "exact"}
     ranks2 = pratt_ranks2(d)[d != 0]
     plus = ranks2[nonzero > 0].sum()
     result["statistic"] = float(min(plus, ranks2.sum() - plus)) / 2

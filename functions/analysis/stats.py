@@ -19,8 +19,8 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from functions.analysis.results import arm_sort_key, sort_arms
-from functions.analysis.signed_rank import (EXACT_MAX_N, MC_DRAWS, TOO_SMALL, clean_differences,  # noqa: F401
-                                            hodges_lehmann, signed_rank_test)
+from functions.analysis.signed_rank import (EXACT_MAX_N, MC_DRAWS, clean_differences, hodges_lehmann,
+                                            signed_rank_test)
 
 BOOTSTRAP_STATS = ("median", "iqm", "mean")
 DEFAULT_BY = ("study", "fraction")

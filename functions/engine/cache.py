@@ -55,10 +55,6 @@ class PrefixCache:
         """The current parts; :meth:`advance_to` replaces the tensors, so this copy stays valid."""
         return dict(self.parts)
 
-    def nbytes(self) -> int:
-        """Bytes held by the current parts."""
-        return parts_nbytes(self.parts)
-
     @torch.no_grad()  # not inference_mode: the cached tensors later feed autograd-tracked training
     def advance_to(self, k: int) -> None:
         """Apply blocks ``[self.k, k)`` to the cached rows (derive cut k from cut k−1)."""

@@ -9,6 +9,9 @@ controls run on the same engine:
   same from a network pretrained on B (the fine-tuning classes themselves, on B's full training split).
 * **Surgical fine-tuning** (``surgical``): the whole A network with a new head; only block k (and the
   head) trains, every other block is frozen. Cut k = the tuned block; cut = number of blocks = head only.
+* **What transfers** (``controls``): ``stats_FR`` / ``stats_UR`` take blocks ``[0, k)`` from the A network
+  re-drawn with each layer's weight mean and std (frozen / fine-tuned), ``shuffled_FR`` from the A network
+  with each layer's weights permuted (frozen): the counterparts of FR / UR without the pretrained structure.
 * **Strategies**: ``head_only`` (frozen A features + new head), ``full_finetune`` (every A block
   fine-tuned + new head) and ``random_frozen`` (frozen *random* blocks + trained head: the honest lower
   bound of "features", since a trained head alone already learns something from random projections).
@@ -218,3 +221,27 @@ register_condition(Condition(
 register_condition(Condition(
     "random_frozen", freeze=True, reinit=False, source="random", cuts=head_cut,
     description="frozen randomly initialised blocks, trained head: the lower bound"))
+
+
+def _statistics_matched_source(study):
+    from .controls import statistics_matched_source  # torch only when a run needs it
+
+    return statistics_matched_source(study)
+
+
+def _shuffled_source(study):
+    from .controls import shuffled_source
+
+    return shuffled_source(study)
+
+
+register_source("stats_matched", _statistics_matched_source)
+register_source("shuffled", _shuffled_source)
+for _name, _freeze, _source, _text in (
+        ("stats_FR", True, "stats_matched", "blocks [0,k) re-drawn with each pretrained layer's weight mean "
+                                            "and std, frozen; later blocks re-initialised (scale, no structure)"),
+        ("stats_UR", False, "stats_matched", "blocks [0,k) re-drawn with each pretrained layer's weight mean "
+                                             "and std, fine-tuned; later blocks re-initialised"),
+        ("shuffled_FR", True, "shuffled", "blocks [0,k) with each pretrained layer's weights permuted "
+                                          "(same values, no structure), frozen; later blocks re-initialised")):
+    register_condition(Condition(_name, freeze=_freeze, reinit=True, source=_source, description=_text))

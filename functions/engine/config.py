@@ -90,6 +90,9 @@ class StudyConfig:
     percentages: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 0.5, 1.0])
     repeats: int | list[int] = field(default_factory=lambda: [25, 25, 20, 5, 5])
     cuts: list[int] | None = None  # None = every cut 0..depth
+    # what-transfers control: the fine-tuning images (train, validation, test) cut into a g×g grid of
+    # blocks permuted by one fixed permutation per study; 0 = off
+    target_block_shuffle: int = 0
     # environment
     data_root: str | None = None  # None = $TL_STUDY_DATA, else data/ at the repository root
     download: bool | None = None  # None = download only when the files are missing
@@ -134,8 +137,12 @@ class StudyConfig:
 
     def study_name(self) -> str:
         """Readable name of the dataset pair and class split, e.g. ``MNIST[0-4]->MNIST[5-9]``."""
-        return (f"{self.source_dataset}[{_classes_str(self.pre_train_classes)}]->"
+        name = (f"{self.source_dataset}[{_classes_str(self.pre_train_classes)}]->"
                 f"{self.target_dataset}[{_classes_str(self.fine_tune_classes)}]")
+        if self.target_block_shuffle:
+            g = self.target_block_shuffle
+            name += f" (blocks shuffled {g}x{g})"
+        return name
 
     def model_fields(self) -> dict[str, Any]:
         """The fields that define the architecture."""
@@ -179,6 +186,7 @@ class StudyConfig:
             raise ConfigError(f"val_split must lie in (0, 1), got {self.val_split!r}")
         self._validate_protocol()
         self._validate_grid()
+        self._validate_block_shuffle()
         self._validate_pooling()
         if self.cache_budget_gb < 0:
             raise ConfigError(f"cache_budget_gb must be >= 0, got {self.cache_budget_gb!r}")
@@ -259,6 +267,14 @@ class StudyConfig:
                 raise ConfigError(f"cuts: cut {k!r} is outside the allowed range 0..{n_blocks} (blocks)")
         if len(set(self.cuts)) != len(self.cuts):
             raise ConfigError(f"cuts lists a cut twice: {self.cuts}")
+
+    def _validate_block_shuffle(self) -> None:
+        g, (_, size, _) = self.target_block_shuffle, DATASET_SHAPES[self.target_dataset]
+        _check_int_at_least("target_block_shuffle", g, 0)
+        if g and (g < 2 or size % g):
+            allowed = [d for d in range(2, size + 1) if size % d == 0]
+            raise ConfigError(f"target_block_shuffle {g} does not split a {size}px image into equal blocks; "
+                              f"allowed: 0 (off) or one of {allowed}")
 
     def _validate_pooling(self) -> None:
         _, size, _ = DATASET_SHAPES[self.source_dataset]

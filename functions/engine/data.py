@@ -372,12 +372,20 @@ def make_split(raw: RawDataset, classes: list[int], val_split: float, seed: int,
         classes=list(classes), class_names=[raw.classes[c] for c in classes])
 
 
+def subset_size(n_rows: int, fraction: float, n_classes: int) -> int:
+    """Images in the balanced subset of ``fraction`` of ``n_rows``: ``int(n_rows·fraction/C)`` per class (at
+    least 1), or every row at fraction 1; the one size rule (the task planner estimates costs with it)."""
+    if fraction == 1:
+        return n_rows
+    return max(1, int(n_rows * fraction / n_classes)) * n_classes
+
+
 def balanced_subset(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     """Indices of a balanced subset: ``int(len(y)·fraction/C)`` per class (at least 1), seeded."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
     n_classes = len(torch.unique(y))
-    per_class = max(1, int(len(y) * fraction / n_classes))
+    per_class = subset_size(len(y), fraction, n_classes) // n_classes
     if fraction == 1:
         return torch.arange(len(y))  # the whole split, imbalance included, as the original did
     return stratified_cut(y, lambda n: per_class, seed)
@@ -427,4 +435,15 @@ def load_splits(cfg) -> tuple[Split, Split]:
                   seed=cfg.generate_dataset_seed, train_limit=cfg.train_limit, test_limit=cfg.test_limit)
     source = load_split(cfg.source_dataset, cfg.pre_train_classes, **common)
     target = load_split(cfg.target_dataset, cfg.fine_tune_classes, **common)
+    if cfg.target_block_shuffle:
+        target = block_shuffled(target, cfg.target_block_shuffle, stable_seed("block-shuffle", cfg.seed))
     return source, target
+
+
+def block_shuffled(split: Split, grid: int, seed: int) -> Split:
+    """``split`` with every image's ``grid × grid`` blocks permuted by one fixed permutation."""
+    from .controls import block_shuffle
+
+    images = {k: block_shuffle(getattr(split, k), grid, seed) for k in ("x_train", "x_val", "x_test")}
+    return Split(**images, y_train=split.y_train, y_val=split.y_val, y_test=split.y_test,
+                 classes=split.classes, class_names=split.class_names)

@@ -216,10 +216,6 @@ class ResNet(BlockNet):
         self.blocks = nn.ModuleList(blocks)
         self.head = self.make_head(num_classes)
 
-    @property
-    def conv_layers(self) -> int:
-        return 1 + 2 * (len(self.blocks) - 1)
-
     def head_features(self, h: torch.Tensor) -> torch.Tensor:
         """The channel means of the last block (global average pooling)."""
         return h.mean(dim=(2, 3))
@@ -305,16 +301,6 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def frozen_prefix_length(model: BlockNet) -> int:
-    """How many leading blocks are entirely frozen (these can be served from the activation cache)."""
-    n = 0
-    for block in model.blocks:
-        if any(p.requires_grad for p in block.parameters()):
-            break
-        n += 1
-    return n
-
-
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
@@ -343,24 +329,6 @@ def load_state(model: BlockNet, state: dict[str, torch.Tensor]) -> BlockNet:
         state = convert_original_state_dict(state)
     model.load_state_dict(state)
     return model
-
-
-def model_summary(model: BlockNet) -> "pandas.DataFrame":  # noqa: F821
-    """One row per block and head layer: output shape and parameter count."""
-    import pandas as pd
-
-    rows = []
-    x = torch.zeros(1, model.in_channels, model.image_size, model.image_size)
-    with torch.no_grad():
-        for i, block in enumerate(model.blocks):
-            x = block(x)
-            rows.append({"layer": f"block {i}", "output_shape": tuple(x.shape[1:]),
-                         "params": count_parameters(block),
-                         "trainable": count_parameters(block, trainable_only=True)})
-    rows.append({"layer": "head", "output_shape": (model.num_classes,),
-                 "params": count_parameters(model.head),
-                 "trainable": count_parameters(model.head, trainable_only=True)})
-    return pd.DataFrame(rows)
 
 
 def forward_flops(model: BlockNet, input_shape: tuple[int, ...] | None = None) -> list[float]:

@@ -180,10 +180,23 @@ class ResultsStore:
             path.write_text(json.dumps({"key": key, "pid": os.getpid(), "host": _HOST, "time": time.time()}))
             return True
 
-    def release(self, key: str) -> None:
-        """Drop this process's claim on ``key`` (a run given up); another process's claim is left alone."""
+    def release(self, *keys: str) -> None:
+        """Drop this process's claims on ``keys`` (runs given up); another process's claims are left alone."""
         with self._locked():
-            self._drop_claim(key)
+            for key in keys:
+                self._drop_claim(key)
+
+    def live_claims(self, keys) -> dict[str, dict[str, Any]]:
+        """The claims other live processes hold on ``keys`` (key → ``{"pid", "host", "time"}``): keys that
+        are stored, unclaimed, claimed by this process or by one that died are left out."""
+        held = {}
+        with self._locked():
+            self._read(repair=True)
+            for key in keys:
+                claim = self._claim(key) if key not in self.rows else None
+                if claim is not None and not _is_mine(claim) and not _is_stale(claim):
+                    held[key] = claim
+        return held
 
     def _claim_path(self, key: str) -> Path:
         # keys may hold any character: name the file by a hash of the key

@@ -34,6 +34,18 @@ class Tensors:
     x_test: torch.Tensor
     y_test: torch.Tensor
 
+    @classmethod
+    def of_split(cls, split, device: str, train_idx: torch.Tensor | None = None,
+                 val_idx: torch.Tensor | None = None) -> "Tensors":
+        """The tensors of a :class:`~functions.engine.data.Split` on ``device``: its training rows
+        ``train_idx`` (all when None), and ``val_idx`` (training-split rows) instead of its validation split."""
+        x_train = split.x_train if train_idx is None else split.x_train[train_idx]
+        y_train = split.y_train if train_idx is None else split.y_train[train_idx]
+        x_val, y_val = ((split.x_val, split.y_val) if val_idx is None
+                        else (split.x_train[val_idx], split.y_train[val_idx]))
+        return cls(x_train.to(device), y_train.to(device), x_val.to(device), y_val.to(device),
+                   split.x_test.to(device), split.y_test.to(device))
+
 
 @dataclass
 class FitResult:

@@ -1,0 +1,85 @@
+"""What transfers: controls that separate reused features from well-scaled weights.
+
+Raghu et al. (2019, "Transfusion") found that a random initialisation drawn with only each pretrained
+layer's weight mean and variance recovers much of what pretrained weights give; Neyshabur et al. (2020,
+"What is being transferred in transfer learning?") separate feature reuse from low-level statistics by
+shuffling blocks of the target images. Three sources and one image transform make those controls here:
+
+* :func:`statistics_matched` — every parameter tensor of the pretrained blocks re-drawn i.i.d. from a
+  normal with that tensor's own mean and standard deviation (per layer, weights and biases alike): the
+  scale of the pretrained weights without their structure.
+* :func:`shuffled_weights` — every parameter tensor of the pretrained blocks with its values permuted
+  across filters and positions: exactly the same multiset of values (so the same statistics), no structure.
+* :func:`block_shuffle` — images cut into a ``g × g`` grid of blocks, permuted by one fixed permutation:
+  a fixed bijection of pixels that keeps local statistics but destroys the layout features rely on.
+
+All are seeded from the study's seed, so every arm and repeat of a study sees the same network or
+permutation. Conditions using the two sources are registered in ``conditions``.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from .data import stable_seed
+
+
+def _block_parameters(network):
+    """The parameters of the network's blocks (the transferable part; the head is always new)."""
+    return [p for block in network.blocks for p in block.parameters()]
+
+
+def statistics_matched(network, seed: int):
+    """A copy of ``network`` whose block parameters are i.i.d. normal with each tensor's mean and std."""
+    new = copy.deepcopy(network)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in _block_parameters(new):
+            std = p.std(unbiased=False) if p.numel() > 1 else torch.zeros(())
+            draw = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+            p.copy_(p.mean() + std * draw)
+    return new
+
+
+def shuffled_weights(network, seed: int):
+    """A copy of ``network`` whose block parameter tensors each hold their values in a random order."""
+    new = copy.deepcopy(network)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in _block_parameters(new):
+            flat = p.reshape(-1)
+            p.copy_(flat[torch.randperm(flat.numel(), generator=gen)].reshape(p.shape))
+    return new
+
+
+def block_permutation(grid: int, seed: int) -> torch.Tensor:
+    """The fixed order of a ``grid × grid`` image's blocks (a permutation of ``range(grid**2)``) that is
+    never the identity, so a shuffled study always differs from the plain one."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(grid * grid, generator=gen)
+        if grid == 1 or not torch.equal(order, torch.arange(grid * grid)):
+            return order
+
+
+def block_shuffle(images: torch.Tensor, grid: int, seed: int) -> torch.Tensor:
+    """``images`` (N, C, H, W) with their ``grid × grid`` blocks moved by :func:`block_permutation`;
+    H and W must be multiples of ``grid``."""
+    n, c, h, w = images.shape
+    if h % grid or w % grid:
+        raise ValueError(f"block_shuffle: a {h}×{w} image does not split into a {grid}×{grid} grid of blocks")
+    bh, bw = h // grid, w // grid
+    blocks = images.reshape(n, c, grid, bh, grid, bw).permute(0, 1, 2, 4, 3, 5).reshape(n, c, grid * grid, bh, bw)
+    blocks = blocks[:, :, block_permutation(grid, seed)]
+    return blocks.reshape(n, c, grid, grid, bh, bw).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
+
+
+def statistics_matched_source(study):
+    """Source ``stats_matched`` of a study: its pretrained A network, statistics-matched (seeded)."""
+    return statistics_matched(study.source_model("A"), stable_seed("stats-matched", study.cfg.seed))
+
+
+def shuffled_source(study):
+    """Source ``shuffled`` of a study: its pretrained A network with shuffled weights (seeded)."""
+    return shuffled_weights(study.source_model("A"), stable_seed("shuffled-weights", study.cfg.seed))

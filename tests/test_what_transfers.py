@@ -1,0 +1,92 @@
+"""What transfers: statistics-matched and shuffled-weight sources, block-shuffled target images."""
+import pytest
+import torch
+
+from functions.engine.conditions import CONDITIONS, RunSpec
+from functions.engine.controls import block_permutation, block_shuffle, shuffled_weights, statistics_matched
+from functions.engine.errors import ConfigError
+from functions.engine.study import Study
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, digits_config):
+    root = tmp_path_factory.mktemp("what_transfers")
+    s = Study(digits_config(root, num_channels=16, num_train=3), root=root, verbose=False)
+    _ = s.pretrained
+    return s
+
+
+def _pairs(a, b):
+    return zip([p for blk in a.blocks for p in blk.parameters()], [p for blk in b.blocks for p in blk.parameters()])
+
+
+def test_statistics_matched_blocks_keep_each_layers_mean_and_std(study):
+    pretrained = study.pretrained
+    matched = statistics_matched(pretrained, seed=3)
+    for real, drawn in _pairs(pretrained, matched):
+        assert real.shape == drawn.shape and not torch.equal(real, drawn)
+        n = real.numel()
+        if n < 1000:  # a few bias values: too few to compare sample statistics
+            continue
+        sd = real.std(unbiased=False).item()
+        assert abs(drawn.mean().item() - real.mean().item()) < 4 * sd / n ** 0.5
+        assert drawn.std(unbiased=False).item() == pytest.approx(sd, rel=0.1)
+    again = statistics_matched(pretrained, seed=3)
+    assert all(torch.equal(a, b) for a, b in _pairs(matched, again))  # seeded
+
+
+def test_shuffled_weights_keep_the_multiset_of_every_tensor(study):
+    pretrained = study.pretrained
+    shuffled = shuffled_weights(pretrained, seed=5)
+    moved = 0
+    for real, perm in _pairs(pretrained, shuffled):
+        assert torch.equal(torch.sort(real.reshape(-1)).values, torch.sort(perm.reshape(-1)).values)
+        moved += int(not torch.equal(real, perm))
+    assert moved == len(list(_pairs(pretrained, shuffled)))
+
+
+def test_block_shuffle_is_one_fixed_bijection_of_pixels():
+    images = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
+    out = block_shuffle(images, grid=4, seed=7)
+    assert torch.equal(torch.sort(out.reshape(2, -1)).values, torch.sort(images.reshape(2, -1)).values)
+    # the same pixel mapping for every image: image 1 is image 0 + 784 before and after
+    assert torch.equal(out[1] - out[0], torch.full_like(out[0], 784))
+    assert not torch.equal(out, images)
+    # a 7×7 block moves intact: the top-left block of the output is some block of the input
+    order = block_permutation(4, 7)
+    src = int(order[0])
+    r, c = divmod(src, 4)
+    assert torch.equal(out[0, 0, :7, :7], images[0, 0, 7 * r:7 * r + 7, 7 * c:7 * c + 7])
+    with pytest.raises(ValueError, match="grid"):
+        block_shuffle(images, grid=5, seed=7)
+
+
+def test_controls_are_registered_conditions_sharing_crn_with_fr(study):
+    for name in ("stats_FR", "stats_UR", "shuffled_FR"):
+        assert name in CONDITIONS and CONDITIONS[name].description
+    k = 1
+    fr = study.build_model(RunSpec("FR", 0.5, k, 0))
+    for name in ("stats_FR", "shuffled_FR", "stats_UR"):
+        control = study.build_model(RunSpec(name, 0.5, k, 0))
+        for j in range(k, fr.depth):  # fresh blocks after the cut: the same tensors as FR's (CRN)
+            for a, b in zip(fr.blocks[j].parameters(), control.blocks[j].parameters()):
+                assert torch.equal(a, b)
+        assert torch.equal(fr.head.fc.weight, control.head.fc.weight)
+        assert not torch.equal(fr.blocks[0].conv.weight, control.blocks[0].conv.weight)
+    assert not study.build_model(RunSpec("stats_FR", 0.5, k, 0)).blocks[0].conv.weight.requires_grad
+    assert study.build_model(RunSpec("stats_UR", 0.5, k, 0)).blocks[0].conv.weight.requires_grad
+    row = study.run_one(RunSpec("stats_FR", 0.5, 2, 0))
+    assert row["condition"] == "stats_FR" and 0 <= row["test_acc"] <= 1
+
+
+def test_block_shuffled_targets_are_their_own_study(study, digits_config, tmp_path):
+    cfg = study.cfg.replace(target_block_shuffle=4)
+    shuffled = Study(cfg, root=study.root, verbose=False)
+    assert shuffled.store_path() != study.store_path()
+    assert "blocks shuffled 4x4" in cfg.study_name()
+    x, x_shuffled = study.target.x_test, shuffled.target.x_test
+    assert not torch.equal(x, x_shuffled)
+    assert torch.equal(torch.sort(x.reshape(len(x), -1)).values, torch.sort(x_shuffled.reshape(len(x), -1)).values)
+    assert torch.equal(study.source.x_train, shuffled.source.x_train)  # pretraining images untouched
+    with pytest.raises(ConfigError, match="target_block_shuffle"):
+        study.cfg.replace(target_block_shuffle=5).validate(check_data=False)
