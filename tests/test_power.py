@@ -14,9 +14,10 @@ def _normal(rng, shape):
 
 
 def _scipy_power(n, n_sim, threshold, seed):
-    """Power by an independent simulation: scipy's exact Wilcoxon, significant when p < threshold."""
-    rng = np.random.default_rng(seed)
-    return np.mean([wilcoxon(rng.normal(0.5, 1.0, n), method="exact").pvalue < threshold for _ in range(n_sim)])
+    """Power by an independent simulation: scipy's exact Wilcoxon (vectorised over rows), significant when
+    p < threshold."""
+    draws = np.random.default_rng(seed).normal(0.5, 1.0, (n_sim, n))
+    return np.mean(wilcoxon(draws, axis=1, method="exact").pvalue < threshold)
 
 
 @pytest.mark.parametrize("n, family_size", [(8, 1), (12, 1), (12, 3), (24, 1)])

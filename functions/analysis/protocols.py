@@ -226,31 +226,43 @@ def _p_text(p: float) -> str:
     return "p n/a" if not np.isfinite(p) else (f"Holm p = {p:.3f}" if p >= 0.001 else "Holm p < 0.001")
 
 
+def _name(variant: str) -> str:
+    """A protocol's label in code quotes: ``realistic, tuned lr`` holds a comma, so a list of bare labels
+    could not be read."""
+    return f"`{variant}`"
+
+
+def _names(variants: Iterable[str]) -> str:
+    return ", ".join(_name(v) for v in variants)
+
+
 def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | None = None,
             reference: str = "original", fair: str | Iterable[str] = FAIR_VARIANTS) -> str:
-    """A short verdict computed from the tables: the gain of ``arm`` (default: the deepest cut) at each
-    fraction under every protocol, where it is significant, whether it survives each ``fair`` protocol and
-    (from ``shift``, :func:`gain_shift`) how much it moved from the reference to that protocol."""
+    """A short verdict computed from the tables, as Markdown: per study, the gain of ``arm`` (default: the
+    deepest cut) at each fraction — one line saying under which protocols it is significant, then one line
+    per protocol (gain in points, Holm p, pairs), then whether it survives each ``fair`` protocol and (from
+    ``shift``, :func:`gain_shift`) how much it moved from the reference to that protocol, in points."""
     fair = (fair,) if isinstance(fair, str) else tuple(fair)
     lines = []
     for study, rows in gains.groupby("study", sort=True):
         chosen = arm or max(rows["arm"].unique(), key=lambda a: int(a.split()[-1]))
         if lines:
             lines.append("")  # a blank line ends the previous study's list in Markdown
-        lines.append(f"**{study}**, {chosen} vs the baseline of the same protocol (median paired gain, "
-                     "Wilcoxon signed-rank, Holm over the cuts of each protocol and fraction):")
+        lines += [f"**{study}**, {chosen} vs the baseline of the same protocol (median paired gain in points; "
+                  "Wilcoxon signed-rank, Holm over the cuts of each protocol and fraction):", ""]
         for fraction, at in rows[rows["arm"] == chosen].groupby("fraction", sort=True):
             by_variant = at.set_index("protocol_variant")
-            parts = []
+            lines.append(f"- **at {_fraction_text(fraction)}**: {_significance_text(by_variant)}")
             for variant in variants_present(at):
                 r = by_variant.loc[variant]
-                parts.append(f"{variant} {r['gain_points']:+.1f} ({_p_text(r['p_holm'])}, n = {r['n_pairs']})")
-            text = f"- at {_fraction_text(fraction)}: " + "; ".join(parts) + ". " + _significance_text(by_variant)
+                mark = " ✓" if bool(r["significant"]) else ""
+                lines.append(f"  - {_name(variant)}: {r['gain_points']:+.1f} points ({_p_text(r['p_holm'])}, "
+                             f"n = {r['n_pairs']}){mark}")
             if reference in by_variant.index:
                 for variant in (v for v in fair if v in by_variant.index):
-                    text += _survival_text(by_variant.loc[variant], variant, reference,
-                                           _shift_row(shift, study, fraction, chosen, variant, reference))
-            lines.append(text)
+                    lines.append("  - " + _survival_text(by_variant.loc[variant], variant, reference,
+                                                         _shift_row(shift, study, fraction, chosen, variant,
+                                                                    reference)))
     return "\n".join(lines)
 
 
@@ -265,24 +277,40 @@ def _shift_row(shift: pd.DataFrame | None, study: str, fraction: float, arm: str
 
 
 def _survival_text(row: pd.Series, variant: str, reference: str, shift: pd.Series | None) -> str:
-    """`` The gain survives the realistic protocol; it moves by … .`` (survives: a significant gain)."""
+    """``The gain survives `realistic`: it moves by … points …`` (survives: a significant gain)."""
     survives = bool(row["significant"]) and row["median_diff"] > 0
-    text = f" The gain {'survives' if survives else 'does not survive'} the {variant} protocol"
+    text = f"The gain {'survives' if survives else 'does not survive'} {_name(variant)}"
     if shift is not None:
-        text += (f"; it moves by {100 * shift['median_shift']:+.1f} points from {reference} to {variant} "
-                 f"(paired by repeat, 95 % CI {100 * shift['low']:+.1f} to {100 * shift['high']:+.1f}, "
-                 f"{_p_text(shift['p_holm'])})")
+        text += (f": it moves by {100 * shift['median_shift']:+.1f} points from {_name(reference)} to "
+                 f"{_name(variant)} (paired by repeat, 95 % CI {100 * shift['low']:+.1f} to "
+                 f"{100 * shift['high']:+.1f}, {_p_text(shift['p_holm'])})")
     return text + "."
 
 
 def _significance_text(by_variant: pd.DataFrame) -> str:
     """Which protocols make the gain a significant gain and which a significant loss (sign of the median)."""
     significant = by_variant[by_variant["significant"].astype(bool)]
-    gains = [v for v in variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] > 0]
-    losses = [v for v in variants_present(significant.reset_index()) if significant.loc[v, "median_diff"] < 0]
-    parts = ([f"Significant gain under: {', '.join(gains)}."] if gains else []) + \
-            ([f"Significant loss under: {', '.join(losses)}."] if losses else [])
-    return " ".join(parts) or "Significant under no protocol."
+    present = variants_present(significant.reset_index())
+    gains = [v for v in present if significant.loc[v, "median_diff"] > 0]
+    losses = [v for v in present if significant.loc[v, "median_diff"] < 0]
+    parts = ([f"significant gain under {_names(gains)}"] if gains else []) + \
+            ([f"significant loss under {_names(losses)}"] if losses else [])
+    return ("; ".join(parts) or "significant under no protocol") + "."
+
+
+def shift_table(shift: pd.DataFrame) -> pd.DataFrame:
+    """:func:`gain_shifts`' table for reading: one row per (comparison, study, fraction, cut), the shift and
+    its 95 % CI in points (as the verdict writes them), the fraction in per cent, Holm p and ✓."""
+    if shift is None or shift.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "comparison": shift["comparison"], "study": shift["study"],
+        "fraction": shift["fraction"].map(_fraction_text), "cut": shift["arm"],
+        "pairs": shift["n_pairs"].astype(int),
+        "shift (points)": (100 * shift["median_shift"]).round(1),
+        "95 % CI (points)": [f"{100 * lo:+.1f} to {100 * hi:+.1f}" for lo, hi in zip(shift["low"], shift["high"])],
+        "Holm p": shift["p_holm"].round(4), "✓": shift["significant"].map(lambda v: "✓" if v else ""),
+    }).reset_index(drop=True)
 
 
 def summary_frame(gains: pd.DataFrame, arms: Iterable[str] | None = None) -> pd.DataFrame:

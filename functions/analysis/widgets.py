@@ -5,7 +5,11 @@ metric and a plot type; the figure is redrawn on every change.
 >>> explorer.widget                         # display it in a notebook
 
 Exports of our stores (``original_format/`` folders) are not listed: they hold the same runs as the
-stores. Without a given source it opens on the first MNIST results folder.
+stores; nor are the smoke profile's scratch folders (``results/…/smoke/``, git-ignored, so not in a fresh
+clone) unless ``scratch=True``. Without a given source it opens on the first MNIST results folder.
+
+Displayed where no widget can be drawn (a notebook saved without widget state, GitHub, a terminal), the
+explorer says in one line what it is and what it would show, not a widget's raw ``repr``.
 
 Each source is read once and its statistics (the tables' significance against the baseline, drawn on the
 box and line plots) are computed once per selection: switching plot type, or back to a source or selection
@@ -36,6 +40,7 @@ PLOT_TYPES = ("box", "median lines", "diff to baseline", "heatmap")
 METRICS = figures.METRICS
 FIRST_DATASET = "MNIST"  # the explorer opens on this dataset folder's results when it has any
 _SKIPPED_DIRS = {"__pycache__", "node_modules", ".git", ".ipynb_checkpoints", EXPORT_DIR}
+SCRATCH_DIR = "smoke"  # results/…/smoke/: the smoke profile's git-ignored scratch results
 _SNIFF_BYTES = 65536
 
 
@@ -61,19 +66,21 @@ def looks_like_results(path: str | os.PathLike) -> bool:
                                          or all(f'"{k}"' in head for k in ("cut", "fraction", "test_acc")))
 
 
-def find_result_sources(root: str | os.PathLike = ".") -> list[tuple[str, str]]:
+def find_result_sources(root: str | os.PathLike = ".", scratch: bool = False) -> list[tuple[str, str]]:
     """(label, path) of every results folder and file under ``root``: folders first, then files.
 
     Looks inside folders named ``results`` (and below) for ``*.jsonl``/``*.json`` that hold results;
-    hidden folders, caches, exports (``original_format/``) and stores' ``.claims`` sidecars are skipped.
-    Labels are paths relative to ``root``; a folder's label ends with ``/`` and counts its files.
+    hidden folders, caches, exports (``original_format/``) and stores' ``.claims`` sidecars are skipped, and
+    so are the smoke profile's scratch folders (``smoke/``) unless ``scratch``. Labels are paths relative
+    to ``root``; a folder's label ends with ``/`` and counts its files.
     """
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"root {str(root)!r} is not a directory")
+    skipped = _SKIPPED_DIRS if scratch else _SKIPPED_DIRS | {SCRATCH_DIR}
     folders, files = [], []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIPPED_DIRS
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in skipped
                              and not d.endswith((".egg-info", ".claims")))
         relative = Path(dirpath).relative_to(root)
         if "results" not in relative.parts:
@@ -112,15 +119,17 @@ class ResultsExplorer:
 
     ``path_or_df``: a results frame (as :func:`functions.analysis.results.load_results` returns), a results
     file or folder, or None (the first MNIST results folder found under ``root``, else the first source).
-    ``root`` is scanned for more sources (:func:`find_result_sources`). Attributes: ``widget`` (the VBox to
-    display), ``controls`` (name → widget: source, study, condition, fractions, metric, plot), ``figure``
-    (the last figure drawn, None when the selection cannot be drawn), ``error`` (why not), ``data`` (the
-    loaded frame), ``output``.
+    ``root`` is scanned for more sources (:func:`find_result_sources`; ``scratch``: also the smoke profile's
+    folders). Attributes: ``widget`` (the VBox to display; displaying the explorer itself shows it too),
+    ``controls`` (name → widget: source, study, condition, fractions, metric, plot), ``figure`` (the last
+    figure drawn, None when the selection cannot be drawn), ``error`` (why not), ``data`` (the loaded
+    frame), ``output``.
     """
 
     def __init__(self, path_or_df: pd.DataFrame | str | os.PathLike | None = None, root: str | os.PathLike = ".",
-                 n_boot: int = 500):
+                 n_boot: int = 500, scratch: bool = False):
         self.n_boot = n_boot
+        self.scratch = scratch
         self.figure = None
         self.error: str | None = None
         self.data = pd.DataFrame()
@@ -156,7 +165,7 @@ class ResultsExplorer:
     # ------------------------------------------------------------------ sources
     def _source_options(self, path_or_df, root) -> list[tuple[str, str]]:
         """Dropdown options: the given frame or path first, then what ``root`` holds."""
-        found = find_result_sources(root) if Path(root).is_dir() else []
+        found = find_result_sources(root, scratch=self.scratch) if Path(root).is_dir() else []
         if path_or_df is None:
             if not found:
                 raise ValueError(f"path_or_df is None and no results/ folder with results was found "
@@ -245,6 +254,18 @@ class ResultsExplorer:
         finally:
             self._quiet = False
         self.refresh()
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        """One line for a reader without a live kernel: what the explorer holds and how to use it."""
+        n = sum(1 for _, value in self.controls["source"].options if value == FRAME or Path(value).is_dir())
+        return (f"Results explorer over {n} results folder(s), open on {self.controls['source'].label!r}: "
+                "run the notebook in JupyterLab to pick a folder, study, condition, fractions, metric and plot.")
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The widget for a front end that draws widgets, this explorer's one-line :meth:`__repr__` as text."""
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        return {**bundle, "text/plain": repr(self)}
 
     # ------------------------------------------------------------------ drawing
     def selection(self) -> pd.DataFrame:

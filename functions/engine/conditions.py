@@ -96,9 +96,9 @@ class RunSpec:
 class Condition:
     """How a run's model is made from a pretrained one at cut k.
 
-    ``source``: which network the kept blocks come from: ``"A"`` (pretrained on the pretraining classes),
-    ``"B"`` (pretrained on the fine-tuning classes themselves: the self-transfer control) or any name a
-    custom ``builder`` understands. ``builder(study, spec) -> model`` replaces the standard cut; ``cuts``
+    ``source``: which network the kept blocks come from, a name in :data:`SOURCES`: ``"A"`` (pretrained on
+    the pretraining classes), ``"B"`` (pretrained on the fine-tuning classes themselves: the self-transfer
+    control), one registered with :func:`register_source`, or any name a custom ``builder`` understands. ``builder(study, spec) -> model`` replaces the standard cut; ``cuts``
     (``cfg -> list``) replaces the grid's cut points; ``cacheable`` says whether blocks ``[0, k)`` are
     frozen copies of the source model, so that their outputs may be served from the prefix cache.
     """
@@ -135,13 +135,14 @@ def register_condition(condition: Condition) -> Condition:
     return condition
 
 
-# Transfer sources beyond the built-in "A" and "B": name → (study → network), built once per study.
+# Transfer sources: name → (study → network), built once per study. "A" and "B" are registered below.
 SOURCES: dict[str, Callable[[Any], Any]] = {}
+BUILT_IN_SOURCES = ("A", "B")
 
 
 def register_source(name: str, make: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Make ``Condition(source=name)`` transfer from (and cache the prefix of) ``make(study)``."""
-    if name in ("A", "B"):
+    if name in BUILT_IN_SOURCES:
         raise ValueError(f"source name {name!r} is built in; choose another name")
     SOURCES[name] = make
     return make
@@ -177,6 +178,19 @@ def surgical_model(study, spec: RunSpec):
     return model
 
 
+def pretrained_on_source(study):
+    """Source A: the network pretrained on the source dataset's pretraining classes (loaded when saved)."""
+    return study.pretrain_on("A", study.cfg, lambda: study.source)
+
+
+def pretrained_on_target(study):
+    """Source B: the same network pretrained on the fine-tuning classes themselves (the training split of
+    the target): the self-transfer control of Yosinski et al."""
+    cfg = study.cfg
+    cfg_b = cfg.replace(source_dataset=cfg.target_dataset, pre_train_classes=list(cfg.fine_tune_classes))
+    return study.pretrain_on("B", cfg_b, lambda: study.target)
+
+
 def random_network(study):
     """One randomly initialised network per study (seeded): the source of ``random_frozen``."""
     import torch
@@ -199,6 +213,7 @@ for _name, _text in (
         ("UT", "transferred blocks fine-tuned, later blocks removed")):
     register_condition(Condition(_name, *condition_flags(_name), description=_text))
 
+SOURCES.update(A=pretrained_on_source, B=pretrained_on_target)
 register_source("random", random_network)
 
 for _name, _freeze, _source, _text in (

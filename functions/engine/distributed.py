@@ -1,24 +1,22 @@
-"""Run a study grid on other processes or machines: a local process pool or a Dask cluster.
+"""Run a study grid on a Dask cluster (a LocalCluster on this machine, or a lab's scheduler) or on an
+executor you made yourself.
 
-The grid runner (:meth:`functions.engine.study.Study.run`) takes an ``executor``. ``None`` trains in this
-process; :func:`make_executor` gives a :class:`TaskExecutor` (the study's ``Executor`` protocol:
-``run_specs``) over a Dask ``Client`` (a LocalCluster on this machine, or a scheduler somewhere else) or a
-``concurrent.futures.ProcessPoolExecutor``, and :func:`as_executor` wraps one you made yourself;
-:func:`run_with_executor` does the rest:
+:meth:`functions.engine.study.Study.run` takes an ``executor``: None (the default) trains on a local pool of
+single-threaded worker processes when that pays and in the grid's own process otherwise, ``"inprocess"``
+always there (:mod:`.pool`). :func:`make_executor` gives a :class:`TaskExecutor` (the study's ``Executor``
+protocol: ``run_specs``) over a Dask ``Client``, or a :class:`~functions.engine.pool.LocalPool`;
+:func:`as_executor` wraps a Dask ``Client`` or ``concurrent.futures`` executor you made yourself;
+:func:`run_with_executor` does the rest. How runs become tasks and what a worker keeps: :mod:`.tasks`.
 
-* **Tasks.** One task is one (condition, fraction, cut) with a small batch of its repeats: all repeats of
-  a tiny fraction (where per-run overheads dominate) down to one repeat per task at full data; the
-  batch shares one frozen-prefix cache.
-* **Shipped once per worker.** The config (as JSON), the pretrained source networks and the conditions in
-  play travel as one *worker context*: a Dask worker plugin (so workers that join or restart later get
-  it too) or, for a process pool, a temporary file. Each worker process rebuilds the :class:`Study` from
-  it once, reading the data from the data root *on that worker*, and keeps it for every later task,
-  together with the frozen-prefix features of the validation and test splits per cut
-  (:class:`SharedPrefixes`): a task computes the prefix of its own training rows only.
+* **Shipped once per worker.** The worker context (config, pretrained sources, conditions in play)
+  travels as a Dask worker plugin, so workers that join or restart later get it too (a process pool
+  reads it from a temporary file).
 * **Results** come back to the client as tasks finish and are appended at once to the study's
-  JSON-lines store there (idempotent per key: a retried task never duplicates a row). A worker killed
+  JSON-lines store there (idempotent per key: a retried task never duplicates a row). The client claims
+  the runs it submits, so a second process on the same grid leaves them alone. A worker killed
   mid-task: Dask reruns its task on another worker (and ``retries`` covers errors raised in a task). A
-  client that crashes resumes like a local run: the rows already stored are skipped.
+  client that crashes resumes like a local run: the rows already stored are skipped, its claims are
+  taken over, and a task it left running is attached to rather than started again.
 * **Determinism.** Seeds come from the run spec, not from the worker, so a run's row does not depend on
   where it ran (the tests compare every accuracy with the in-process path on digits).
 """
@@ -26,27 +24,21 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import itertools
-import json
-import math
 import os
 import re
 import tempfile
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-import torch
 from distributed.diagnostics.plugin import WorkerPlugin
-from tqdm.auto import tqdm
 
-from .cache import PrefixCache, parts_nbytes, worth_caching
-from .conditions import CONDITIONS, SOURCES, Condition, RunSpec
-from .config import StudyConfig
-from .networks import BlockNet, forward_flops, new_model
-from .study import Study, log_run
+from .conditions import RunSpec
+from .pool import (LocalPool, available_cores, claim_runs, raise_failures, release_unstored, run_tasks,
+                   store_result)
+from .progress import GridProgress
+from .study import IN_PROCESS, InProcess, Study
+from .tasks import deliver_context, forget_context, pack_context, plan_tasks, run_batch, set_torch_threads, \
+    worker_context
 
 KINDS = ("dask", "process", "local")
 LOCAL_CLUSTER_NAMES = ("", "local", "local-cluster")
@@ -92,8 +84,8 @@ class TaskExecutor:
         return f"TaskExecutor({self.backend!r})"
 
 
-def as_executor(executor: Any) -> TaskExecutor | None:
-    """``executor`` behind the study's executor protocol: None stays None (train in this process), an
+def as_executor(executor: Any):
+    """``executor`` behind the study's executor protocol: None stays None (:meth:`Study.run` chooses), an
     object with ``run_specs`` is returned as it is, a Dask ``Client`` or ``concurrent.futures`` executor
     is wrapped in a :class:`TaskExecutor`."""
     if executor is None or callable(getattr(executor, "run_specs", None)):
@@ -101,26 +93,19 @@ def as_executor(executor: Any) -> TaskExecutor | None:
     return TaskExecutor(executor)
 
 
-def available_cores() -> int:
-    """CPU cores this process may use (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def make_executor(scheduler_address: str | None = None, n_workers: int | None = None,
                   threads_per_worker: int = 1, kind: str = "dask", torch_threads: int | None = None,
                   **cluster_kwargs: Any):
-    """An executor for :meth:`Study.run`: a :class:`TaskExecutor` over a Dask ``Client`` or a process pool,
-    or None (in-process).
+    """An executor for :meth:`Study.run`: a :class:`TaskExecutor` over a Dask ``Client``, a
+    :class:`~functions.engine.pool.LocalPool`, or :class:`~functions.engine.study.InProcess`.
 
     ``kind="dask"``: ``scheduler_address`` empty, ``"local"`` or ``"local-cluster"`` (optionally
     ``":N"`` for N workers) starts a LocalCluster of ``n_workers`` processes × ``threads_per_worker``
     threads on this machine; closing the client stops it. ``"tcp://host:8786"`` (or ``host:port``)
     connects to a running ``dask scheduler``; a path ending in ``.json`` is read as a scheduler file.
-    ``kind="process"``: a ``ProcessPoolExecutor`` of ``n_workers`` spawned processes. ``kind="local"``:
-    None, i.e. train in this process.
+    ``"inprocess"`` (or ``kind="local"``) trains in the grid's own process, one run after another.
+    ``kind="process"``: a pool of ``n_workers`` spawned processes on this machine (what ``Study.run``
+    starts by default when it pays).
 
     ``n_workers`` defaults to one per core. ``torch_threads`` (PyTorch threads per worker process)
     defaults, on this machine, to the cores left to each worker (at least 1); on a remote cluster it is
@@ -139,10 +124,10 @@ def make_executor(scheduler_address: str | None = None, n_workers: int | None = 
                         ("torch_threads", torch_threads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be an integer >= 1 (or None), got {value!r}")
-    if kind == "local":
-        if address:
+    if kind == "local" or address == IN_PROCESS:
+        if address not in ("", IN_PROCESS):
             raise ValueError(f"scheduler_address {address!r} needs kind='dask'; kind='local' runs here")
-        return None
+        return InProcess()
     local = address == "" or match is not None
     if n_workers is None:
         n_workers = max(1, available_cores() // threads_per_worker)
@@ -152,12 +137,7 @@ def make_executor(scheduler_address: str | None = None, n_workers: int | None = 
         if not local:
             raise ValueError(f"scheduler_address {address!r} needs kind='dask'; a process pool is local "
                              f"(allowed addresses: {list(LOCAL_CLUSTER_NAMES)})")
-        import multiprocessing
-
-        # spawn: a forked child would inherit this process's OpenMP thread pool in an undefined state
-        spawn = multiprocessing.get_context("spawn")
-        return TaskExecutor(concurrent.futures.ProcessPoolExecutor(
-            n_workers, mp_context=spawn, initializer=_set_torch_threads, initargs=(torch_threads,)))
+        return LocalPool(n_workers, torch_threads)
     return TaskExecutor(_dask_client(address if not local else None, n_workers, threads_per_worker, torch_threads,
                                  cluster_kwargs))
 
@@ -179,7 +159,7 @@ def _dask_client(address: str | None, n_workers: int, threads_per_worker: int, t
     elif re.match(r"^([a-z]+://)?[\w.\-\[\]:]+(:\d+)?$", address) and not address.startswith("local"):
         client = Client(address)
     else:
-        raise ValueError(f"scheduler_address {address!r} is not understood; allowed: "
+        raise ValueError(f"scheduler_address {address!r} is not understood; allowed: {IN_PROCESS!r} (here), "
                          f"{list(LOCAL_CLUSTER_NAMES)} (LocalCluster), 'local-cluster:N', "
                          "'tcp://host:port', 'host:port' or a scheduler file '….json'")
     if torch_threads is not None:
@@ -196,11 +176,6 @@ def _has_bokeh() -> bool:
     return True
 
 
-def _set_torch_threads(n: int | None) -> None:
-    if n:
-        torch.set_num_threads(n)
-
-
 class TorchThreads(WorkerPlugin):
     """Dask worker plugin: PyTorch threads per worker process (re-applied to restarted workers)."""
 
@@ -210,7 +185,7 @@ class TorchThreads(WorkerPlugin):
         self.n = n
 
     def setup(self, worker) -> None:
-        _set_torch_threads(self.n)
+        set_torch_threads(self.n)
 
 
 class StudyContext(WorkerPlugin):
@@ -222,12 +197,10 @@ class StudyContext(WorkerPlugin):
         self.key, self.blob = key, blob
 
     def setup(self, worker) -> None:
-        _CONTEXT_BLOBS[self.key] = self.blob  # built lazily by the first task: setup stays quick
+        deliver_context(self.key, self.blob)  # the study is built by the first task: setup stays quick
 
     def teardown(self, worker) -> None:
-        _CONTEXT_BLOBS.pop(self.key, None)
-        with _STATE_LOCK:
-            _STATES.pop(self.key, None)
+        forget_context(self.key)
 
 
 def _task_name(key: str, batch: list[RunSpec]) -> str:
@@ -268,80 +241,51 @@ def run_with_executor(study: Study, todo: list[RunSpec], executor, progress: boo
     executor = _backend(executor)
     tasks = plan_tasks(study, todo, repeats_per_task)
     key, blob = pack_context(worker_context(study, todo))
-    runner = _run_on_dask if is_dask_client(executor) else _run_on_pool
+    runner = _run_on_dask if is_dask_client(executor) else _run_on_executor
     return runner(study, tasks, executor, key, blob, progress)
-
-
-def _progress_bar(study: Study, n_runs: int, where: str, progress: bool):
-    return tqdm(total=n_runs, desc=f"{study.cfg.study_name()} on {where}", disable=not progress)
 
 
 def _run_on_dask(study: Study, tasks: list[list[RunSpec]], client, key: str, blob: bytes,
                  progress: bool) -> int:
-    """A Dask client: the context travels as a worker plugin, tasks are retried on errors."""
+    """A Dask client: the context travels as a worker plugin, tasks are retried on errors. Every run is
+    claimed before the tasks are submitted (Dask orders them by priority, most expensive first)."""
     from distributed import as_completed
 
     plugin_name = f"tl-study-context-{key}"
     client.register_plugin(StudyContext(key, blob), name=plugin_name)
-    n_workers = len(client.nthreads())
-    futures = {}
-    for rank, batch in enumerate(tasks):  # most expensive first, so that no long task starts last
-        future = client.submit(run_batch, key, batch, key=_task_name(key, batch),
-                               priority=len(tasks) - rank, retries=TASK_RETRIES, pure=False)
-        futures[future] = batch
-    try:
-        return _collect(study, futures, as_completed(futures), _progress_bar(
-            study, sum(map(len, tasks)), f"{n_workers} Dask workers", progress))
-    finally:
-        client.cancel([f for f in futures if not f.done()])  # an interrupted client stops its work
+    where = f"{len(client.nthreads())} Dask workers"
+    futures, failures = {}, []
+    with GridProgress(study, sum(map(len, tasks)), where, progress) as bar:
         try:
-            client.unregister_worker_plugin(plugin_name)
-        except Exception:  # noqa: BLE001 - a cluster that went away has nothing left to free
-            pass
+            for rank, batch in enumerate(tasks):  # most expensive first, so that no long task starts last
+                mine = claim_runs(study, batch)
+                bar.skip(len(batch) - len(mine))  # stored or claimed by another process
+                if mine:
+                    future = client.submit(run_batch, key, mine, key=_task_name(key, mine),
+                                           priority=len(tasks) - rank, retries=TASK_RETRIES, pure=False)
+                    futures[future] = mine
+            for future in as_completed(futures):
+                store_result(study, bar, future, futures[future], failures)
+        finally:
+            client.cancel([f for f in futures if not f.done()])  # an interrupted client stops its work
+            release_unstored(study, [s for batch in futures.values() for s in batch])
+            try:
+                client.unregister_worker_plugin(plugin_name)
+            except Exception:  # noqa: BLE001 - a cluster that went away has nothing left to free
+                pass
+    raise_failures(failures, len(futures))
+    return bar.appended
 
 
-def _run_on_pool(study: Study, tasks: list[list[RunSpec]], executor, key: str, blob: bytes,
-                 progress: bool) -> int:
-    """A concurrent.futures executor: the context travels as a file each process reads once."""
+def _run_on_executor(study: Study, tasks: list[list[RunSpec]], executor, key: str, blob: bytes,
+                     progress: bool) -> int:
+    """A concurrent.futures executor made elsewhere: the context travels as a file each process reads
+    once; a pool broken by a dying worker cannot be replaced here, so its tasks fail (a rerun resumes)."""
     handle, path = tempfile.mkstemp(prefix=f"tl-study-{key}-", suffix=".pkl")
     with os.fdopen(handle, "wb") as fh:
         fh.write(blob)
-    futures = {executor.submit(run_batch, key, batch, path): batch for batch in tasks}
-    where = f"{getattr(executor, '_max_workers', '?')} processes"
     try:
-        return _collect(study, futures, concurrent.futures.as_completed(futures),
-                        _progress_bar(study, sum(map(len, tasks)), where, progress))
+        return run_tasks(study, tasks, lambda batch: executor.submit(run_batch, key, batch, path),
+                         type(executor).__name__, progress)
     finally:
-        for future in futures:
-            future.cancel()
         Path(path).unlink(missing_ok=True)
-
-
-def _collect(study: Study, futures: dict, finished: Iterable, bar) -> int:
-    """Append every finished task's rows to the store; raise at the end if some tasks failed."""
-    stored, failures, done = 0, [], 0
-    try:
-        for future in finished:
-            batch = futures[future]
-            try:
-                rows = future.result()
-            except Exception as err:  # noqa: BLE001 - keep the others' results, report below
-                failures.append((batch, err))
-                bar.update(len(batch))
-                continue
-            for row in rows:
-                stored += study.store.append(row)  # False when the key was stored already (a retried task)
-                done += 1
-                log_run(done, bar.total, row)
-            bar.update(len(rows))
-            last = rows[-1]
-            bar.set_postfix(cond=last["condition"], f=last["fraction"], k=last["cut"],
-                            acc=f"{last['test_acc']:.3f}")
-    finally:
-        bar.close()
-    if failures:
-        names = ", ".join(f"{b[0].condition} f={b[0].fraction:g} k={b[0].cut} ({len(b)} runs)"
-                          for b, _ in failures[:5]) + (", …" if len(failures) > 5 else "")
-        raise RuntimeError(f"{len(failures)} of {len(futures)} tasks failed ({names}); their runs are not "
-                           "stored, rerun the grid to retry them") from failures[0][1]
-    return stored

@@ -5,6 +5,10 @@ A JSON list whose first element is the params dict and whose other elements are 
 holds the baseline (cut -1), ``cuts_<tag>.json`` the cuts of one transfer condition. Exports go to their
 own folder, ``<results_dir>/original_format/``, beside (never inside) the stores, so a results folder is
 never read twice. ``functions.analysis.results`` reads this format back.
+
+An export describes the rows it holds: its header's ``percentages`` are the fractions of its rows (a run on
+a sub-grid of a store still exports every row of the store, and says so), and a file whose text would not
+change is not rewritten, so re-running a notebook never touches a shipped export that did not change.
 """
 from __future__ import annotations
 
@@ -74,11 +78,19 @@ def _export_params(df: pd.DataFrame, params: dict) -> dict:
     return params
 
 
+def _header_of_rows(header: dict, rows: pd.DataFrame) -> dict:
+    """``header`` with ``percentages`` set to the fractions ``rows`` hold (ascending); unchanged without rows."""
+    if rows.empty:
+        return header
+    return {**header, "percentages": sorted(float(f) for f in rows["fraction"].dropna().unique())}
+
+
 def export_original(df: pd.DataFrame, out_dir: str | os.PathLike, params: dict, tag: str) -> tuple[Path, Path]:
     """Write ``baselines_{tag}.json`` (cut -1 rows) and ``cuts_{tag}.json`` in the original study's format.
 
     Each file is a JSON list: ``params`` first (plus ``study``/``source_dataset``/``target_dataset`` from
-    the rows when ``params`` lacks them, so the names survive a round trip), then one
+    the rows when ``params`` lacks them, so the names survive a round trip; ``percentages`` the fractions
+    of the file's own rows, whatever grid ``params`` was run with), then one
     ``{"lr", "sampled_percentage", "sampled_cut_point", "repeat", "train_acc", "test_acc"}`` per row.
     """
     if not isinstance(params, dict):
@@ -94,7 +106,7 @@ def export_original(df: pd.DataFrame, out_dir: str | os.PathLike, params: dict, 
     ordered = df.sort_values(["cut", "fraction", "repeat"], kind="stable")
     paths = []
     for name, part in (("baselines", ordered[ordered["cut"] == -1]), ("cuts", ordered[ordered["cut"] != -1])):
-        items = [header]
+        items = [_header_of_rows(header, part)]
         for row in part.to_dict("records"):
             lr = row.get("lr")
             items.append({
