@@ -90,3 +90,46 @@ def test_block_shuffled_targets_are_their_own_study(study, digits_config, tmp_pa
     assert torch.equal(study.source.x_train, shuffled.source.x_train)  # pretraining images untouched
     with pytest.raises(ConfigError, match="target_block_shuffle"):
         study.cfg.replace(target_block_shuffle=5).validate(check_data=False)
+
+
+def _synthetic_rows(n=10):
+    """Baseline, FR, stats_FR at cuts 1–2 with known per-repeat accuracies."""
+    import pandas as pd
+
+    rng = torch.Generator().manual_seed(0)
+    rows = []
+    for r in range(n):
+        base = 0.70 + 0.01 * float(torch.rand(1, generator=rng))
+        rows.append(dict(study="s", fraction=0.01, condition="baseline", cut=-1, repeat=r, test_acc=base))
+        for k in (1, 2):
+            stats_acc = base + 0.02 * k + 0.001 * r  # statistics reach 2k points (+ noise)
+            rows.append(dict(study="s", fraction=0.01, condition="stats_FR", cut=k, repeat=r, test_acc=stats_acc))
+            rows.append(dict(study="s", fraction=0.01, condition="FR", cut=k, repeat=r,
+                             test_acc=stats_acc + 0.03 + 0.0005 * r))  # features add 3 points more
+    return pd.DataFrame(rows)
+
+
+def test_decomposition_splits_each_gain_into_statistics_and_features():
+    from functions.analysis.what_transfers import decomposition, shares, verdict
+
+    table = decomposition(_synthetic_rows())
+    at2 = table[table["cut"] == 2].set_index("component")
+    assert at2.loc["statistics part", "median_diff"] == pytest.approx(0.04 + 0.001 * 4.5, abs=1e-9)
+    assert at2.loc["feature part", "median_diff"] == pytest.approx(0.03 + 0.0005 * 4.5, abs=1e-9)
+    # every component at every cut is one family: 3 components × 2 cuts, all 10 differences positive
+    assert len(table) == 6 and table["significant"].all()
+    assert table["p_holm"].max() == pytest.approx(min(1.0, 6 * 2 / 2 ** 10))
+    share = shares(table).set_index("cut").loc[2, "statistics_share"]
+    assert 0.5 < share < 0.7
+    text = verdict(table)
+    assert "cut 2" in text and "+4.5 points ✓" in text and "+3.2 points ✓" in text and "not run" in text
+
+
+def test_block_shuffled_rows_join_the_family_of_their_study():
+    from functions.analysis.what_transfers import SHUFFLED_IMAGES, decomposition
+
+    plain = _synthetic_rows()
+    shuffled = plain[plain["condition"] != "stats_FR"].assign(study="s (blocks shuffled 4x4)")
+    table = decomposition(plain, shuffled_images=shuffled)
+    assert set(table["study"]) == {"s"}
+    assert (table["component"] == SHUFFLED_IMAGES).sum() == 2 and len(table) == 8

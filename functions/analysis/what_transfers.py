@@ -1,0 +1,162 @@
+"""What transfers: how much of a cut's gain over the baseline is reused features, how much weight scale.
+
+Rows come from one study's store (baseline, FR and the controls ``stats_FR``, ``stats_UR``,
+``shuffled_FR`` of ``functions.engine.conditions``) and, optionally, from the same study on block-shuffled
+target images (``target_block_shuffle``). Every comparison is paired by repeat (same subset, same fresh
+weights): the difference of two arms at the same cut, or of an arm and the baseline. The decomposition
+
+    total gain (FR − baseline) = statistics part (stats_FR − baseline) + feature part (FR − stats_FR)
+
+is exact repeat by repeat; its medians need not add up exactly. Significance: the exact Wilcoxon
+signed-rank test (``signed_rank``), Holm over every comparison of one (study, fraction) — all components
+at all cuts — so a verdict never draws on a test outside its family.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from functions.analysis import stats
+from functions.analysis.signed_rank import hodges_lehmann, signed_rank_test
+
+# (component, arm, reference): the paired differences the decomposition tests, in display order.
+COMPONENTS = (
+    ("total gain", "FR", "baseline"),
+    ("statistics part", "stats_FR", "baseline"),
+    ("feature part", "FR", "stats_FR"),
+    ("shuffled weights", "shuffled_FR", "baseline"),
+    ("statistics, fine-tuned", "stats_UR", "baseline"),
+)
+SHUFFLED_IMAGES = "total gain, block-shuffled images"
+COLUMNS = ["study", "fraction", "cut", "component", "arm", "reference", "n_pairs", "median_diff", "hl_estimate",
+           "low", "high", "p", "p_holm", "significant"]
+
+
+def paired_differences(df: pd.DataFrame, arm: str, reference: str, metric: str = "test_acc") -> pd.DataFrame:
+    """``arm`` − ``reference`` per (study, fraction, cut, repeat); the baseline is matched at every cut."""
+    a = df[df["condition"] == arm][["study", "fraction", "cut", "repeat", metric]]
+    b = df[df["condition"] == reference][["study", "fraction", "cut", "repeat", metric]]
+    on = ["study", "fraction", "repeat"] + ([] if reference == "baseline" else ["cut"])
+    if reference == "baseline":
+        b = b.drop(columns="cut")
+    both = a.merge(b, on=on, suffixes=("", "_ref"))
+    return both.assign(diff=both[metric] - both[f"{metric}_ref"])[["study", "fraction", "cut", "repeat", "diff"]]
+
+
+def _test(diffs: np.ndarray) -> dict:
+    """Median, Hodges–Lehmann estimate with its exact interval, and the exact two-sided p of ``diffs``."""
+    hl = hodges_lehmann(diffs)
+    return {"n_pairs": len(diffs), "median_diff": float(np.median(diffs)), "hl_estimate": hl["estimate"],
+            "low": hl["low"], "high": hl["high"], "p": signed_rank_test(diffs)["p"]}
+
+
+def decomposition(df: pd.DataFrame, shuffled_images: pd.DataFrame | None = None, alpha: float = 0.05,
+                  components: Iterable[tuple[str, str, str]] = COMPONENTS) -> pd.DataFrame:
+    """One row per (study, fraction, cut, component) present in the rows; Holm over each (study, fraction).
+
+    ``shuffled_images`` (rows of the same study on block-shuffled target images) adds the component
+    :data:`SHUFFLED_IMAGES` (FR − baseline there), matched to the plain study by (fraction, cut).
+    """
+    records = []
+    sources = [(df, list(components), None)]
+    if shuffled_images is not None and len(shuffled_images):
+        plain_study = df["study"].iloc[0] if len(df) else None
+        sources.append((shuffled_images, [(SHUFFLED_IMAGES, "FR", "baseline")], plain_study))
+    for rows, comps, study_name in sources:
+        for component, arm, reference in comps:
+            diffs = paired_differences(rows, arm, reference)
+            for (study, fraction, cut), group in diffs.groupby(["study", "fraction", "cut"], sort=True):
+                records.append({"study": study_name or study, "fraction": fraction, "cut": int(cut),
+                                "component": component, "arm": arm, "reference": reference,
+                                **_test(group["diff"].to_numpy(float))})
+    table = pd.DataFrame(records, columns=COLUMNS[:-2])
+    if table.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    table["p_holm"] = table.groupby(["study", "fraction"])["p"].transform(stats.holm)
+    table["significant"] = table["p_holm"] < alpha
+    order = {c: i for i, c in enumerate([c[0] for c in COMPONENTS] + [SHUFFLED_IMAGES])}
+    return table.sort_values(["study", "fraction", "cut"], kind="stable").sort_values(
+        ["study", "fraction", "cut", "component"], key=lambda c: c.map(order) if c.name == "component" else c,
+        kind="stable").reset_index(drop=True)[COLUMNS]
+
+
+def shares(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (study, fraction, cut): the total gain and the share of it that statistics-matched blocks reach
+    (statistics part / total, from medians of paired differences; NaN where the total is not positive)."""
+    wide = table.pivot_table(index=["study", "fraction", "cut"], columns="component", values="median_diff")
+    need = {"total gain", "statistics part", "feature part"}
+    if not need <= set(wide.columns):
+        return pd.DataFrame()
+    total = wide["total gain"]
+    share = (wide["statistics part"] / total).where(total > 0)
+    return pd.DataFrame({"total_gain": total, "statistics_part": wide["statistics part"],
+                         "feature_part": wide["feature part"], "statistics_share": share}).reset_index()
+
+
+def _mark(row) -> str:
+    return " ✓" if bool(row["significant"]) else ""
+
+
+def verdict(table: pd.DataFrame, cut: int | None = None) -> str:
+    """One line per (study, fraction) at ``cut`` (default: the deepest), in points, from the table."""
+    lines = []
+    for (study, fraction), rows in table.groupby(["study", "fraction"], sort=True):
+        k = cut if cut is not None else int(rows["cut"].max())
+        at = rows[rows["cut"] == k].set_index("component")
+        if "total gain" not in at.index:
+            continue
+
+        def part(name: str) -> str:
+            if name not in at.index:
+                return "not run"
+            r = at.loc[name]
+            return f"{100 * r['median_diff']:+.1f} points{_mark(r)} (Holm p {_p(r['p_holm'])}, n = {int(r['n_pairs'])})"
+
+        text = (f"- **{study}, {100 * fraction:g} %, cut {k}**: total gain {part('total gain')}; "
+                f"statistics-matched frozen blocks reach {part('statistics part')}; the real features add "
+                f"{part('feature part')}; shuffled weights reach {part('shuffled weights')}")
+        if SHUFFLED_IMAGES in at.index:
+            text += f"; on block-shuffled images the gain is {part(SHUFFLED_IMAGES)}"
+        lines.append(text + ".")
+    return "\n".join(lines) if lines else "No (study, fraction) has both FR and baseline rows yet."
+
+
+def _p(p: float) -> str:
+    return "–" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
+
+
+def decomposition_figure(table: pd.DataFrame):
+    """Per study and fraction, bars per cut: the statistics part and the feature part side by side with the
+    total gain, in points; a filled bar is Holm-significant, an open one is not. Returns the figure."""
+    shown = ["total gain", "statistics part", "feature part"]
+    extra = [c for c in ("shuffled weights", SHUFFLED_IMAGES) if c in set(table["component"])]
+    comps = shown + extra
+    colours = dict(zip(comps, ["#444444", "#E69F00", "#0072B2", "#CC79A7", "#009E73"]))
+    panels = list(table.groupby(["study", "fraction"], sort=True))
+    if not panels:
+        raise ValueError("decomposition_figure: the table has no rows")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), sharey=True, squeeze=False)
+    width = 0.8 / len(comps)
+    for ax, ((study, fraction), rows) in zip(axes[0], panels):
+        cuts = sorted(rows["cut"].unique())
+        for i, comp in enumerate(comps):
+            r = rows[rows["component"] == comp].set_index("cut").reindex(cuts)
+            x = np.arange(len(cuts)) + (i - (len(comps) - 1) / 2) * width
+            for xi, (_, v) in zip(x, r.iterrows()):
+                if pd.isna(v["median_diff"]):
+                    continue
+                sig = bool(v["significant"])
+                ax.bar(xi, 100 * v["median_diff"], width, color=colours[comp] if sig else "white",
+                       edgecolor=colours[comp], linewidth=1.2, label=comp if xi == x[0] else None)
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        ax.set_xticks(range(len(cuts)), [f"cut {c}" for c in cuts])
+        ax.set_title(f"{study}\n{100 * fraction:g} % of the fine-tuning data", fontsize=9)
+    axes[0][0].set_ylabel("median paired difference (points)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(comps), frameon=False, fontsize=8)
+    fig.suptitle("What transfers: filled = Holm-significant (exact Wilcoxon), open = not", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    return fig
