@@ -1,11 +1,14 @@
-"""Helpers for the notebooks' papermill ``parameters`` cells: checked overrides → a StudyConfig.
+"""Helpers for the notebooks' papermill ``parameters`` cells: checked parameters → a StudyConfig.
 
-Papermill injects overrides as a cell after the ``parameters`` cell; a misspelt name there would
-silently define a new variable, and ``-p freeze false`` arrives as the string ``"false"``. The parameters
-cell therefore declares every parameter with its type (``freeze: bool = True``) and ends with
-``_declared = set(globals())``; the next cell calls :func:`check_parameters`, which raises on any name the
-notebook did not declare and converts each injected value to its declared type (``"false"`` → ``False``,
-``"[0.01, 0.1]"`` → ``[0.01, 0.1]``; a value that does not fit is an error naming the parameter).
+The parameters cell declares every parameter with its type (``freeze: bool = True``); papermill injects the
+values of ``-p``/``-y`` as a cell after it (``# Parameters`` and one assignment per value), where a misspelt
+name would silently define a new variable and ``-p freeze false`` arrives as the string ``"false"``. The
+next cell therefore calls ``params = check_parameters(globals())``, which raises on any injected name the
+parameters cell did not declare and converts each parameter to its declared type (``"false"`` → ``False``,
+``"[0.01, 0.1]"`` → ``[0.01, 0.1]``; a value that does not fit is an error naming the parameter and what it
+takes); ``cfg = study_config(params)`` then builds the study's config from them, so a new parameter is
+one line in the parameters cell. A bad parameter stops the notebook with its one-line message, not a
+traceback (:class:`ParameterError`).
 
 :func:`check_parameters` also gives a long grid run by papermill in a terminal a sign of life
 (:func:`log_to_terminal`): one line per finished run on the terminal, none in the notebook.
@@ -15,9 +18,12 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import math
 import os
 import sys
 import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +31,75 @@ from .engine.coerce import CoercionError, coerce_value
 from .engine.config import ConfigError, StudyConfig
 from .engine.datasets import class_split as named_split
 
-_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 ENGINE_LOGGER = "functions.engine"
+INJECTED_MARKER = "# Parameters"  # the first line of the cell papermill injects (its translator's comment)
+CONFIG_FIELDS = frozenset(f.name for f in dataclass_fields(StudyConfig)) - {"profile"}
+# What a parameter takes, added to the message when a value does not fit its type.
+PARAMETER_HINTS = {
+    "percentages": "fractions of the fine-tuning data in (0, 1], e.g. -y 'percentages: [0.001, 0.01]'",
+    "repeats": "one int for every fraction (-p repeats 8) or one int per fraction (-y 'repeats: [16, 16, 8]')",
+    "cuts": "cuts 0..number of blocks, e.g. -y 'cuts: [0, 2, 4]'",
+    "lr_grid": "learning rates each arm picks from, e.g. -y 'lr_grid: [0.0003, 0.001, 0.003]'; [] for one rate",
+    "overrides": "StudyConfig fields, e.g. -y 'overrides: {\"lr_fine_tune\": 0.0003}'",
+}
 
 
-def check_parameters(namespace: dict[str, Any], declared: set[str]) -> None:
-    """Raise when the injected parameters define a name the parameters cell did not declare; convert the
-    declared ones to the types they are annotated with (in ``namespace``). Inside a kernel, also send the
-    engine's one-line-per-run log to the terminal (:func:`log_to_terminal`)."""
-    unknown = sorted(n for n in set(namespace) - set(declared)
-                     if not n.startswith("_") and n not in _IPYTHON_NAMES)
+class ParameterError(ConfigError):
+    """A bad notebook parameter. Inside a kernel IPython shows only its message (:meth:`_render_traceback_`),
+    so papermill's error and the failed cell read as one line instead of a traceback through this module."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+def check_parameters(namespace: dict[str, Any], injected: Iterable[str] | None = None) -> dict[str, Any]:
+    """The notebook's parameters, checked and converted: ``{name: value}`` in the parameters cell's order.
+
+    Parameters are the names the parameters cell annotates (``namespace["__annotations__"]``). ``injected``
+    are the names papermill injected (default: read from the kernel's input history, :func:`injected_names`);
+    one that is not a parameter raises :class:`ParameterError` listing the parameters. Each parameter's value
+    is converted to its annotation, in ``namespace`` too. Inside a kernel, also send the engine's
+    one-line-per-run log to the terminal (:func:`log_to_terminal`).
+    """
+    annotations = dict(namespace.get("__annotations__", {}))
+    declared = [name for name in annotations if name in namespace and not name.startswith("_")]
+    injected = set(injected_names(namespace) if injected is None else injected)
+    unknown = sorted(n for n in injected - set(declared) if not n.startswith("PAPERMILL_"))
     if unknown:
-        allowed = sorted(n for n in declared if not n.startswith("_") and n not in _IPYTHON_NAMES
-                         and not callable(namespace.get(n)) and not isinstance(namespace.get(n), type(os)))
-        raise ConfigError(f"unknown notebook parameter(s) {unknown}; allowed: {allowed}")
-    for name, annotation in dict(namespace.get("__annotations__", {})).items():
-        if name in declared and name in namespace:
-            namespace[name] = coerce_parameter(name, namespace[name], annotation)
+        raise ParameterError(f"unknown notebook parameter(s) {unknown}; allowed: {sorted(declared)}")
+    for name in declared:
+        namespace[name] = coerce_parameter(name, namespace[name], annotations[name])
     if "ipykernel" in sys.modules:
         log_to_terminal()
+    return {name: namespace[name] for name in declared}
+
+
+def injected_names(namespace: Mapping[str, Any]) -> set[str]:
+    """Names assigned by the cells papermill injected into this kernel (IPython's input history ``_ih``:
+    cells whose first line is ``# Parameters``); empty outside IPython."""
+    names = set()
+    for source in namespace.get("_ih", []) or []:
+        if not isinstance(source, str) or not source.lstrip().startswith(INJECTED_MARKER):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def check_choices(name: str, values: Any, allowed: Iterable[str]) -> Any:
+    """``values`` (one name or a list) when each is one of ``allowed``; else :class:`ParameterError` naming the
+    parameter, the unknown values and the allowed ones."""
+    allowed = list(allowed)
+    unknown = [v for v in ([values] if isinstance(values, str) else list(values)) if v not in allowed]
+    if unknown:
+        raise ParameterError(f"notebook parameter {name}: {unknown} unknown; allowed: {allowed}")
+    return values
 
 
 def coerce_parameter(name: str, value: Any, annotation: Any) -> Any:
@@ -54,7 +110,8 @@ def coerce_parameter(name: str, value: Any, annotation: Any) -> Any:
     try:
         return coerce_value(name, value, annotation)
     except CoercionError as err:
-        raise ConfigError(f"notebook parameter {err}") from None
+        hint = PARAMETER_HINTS.get(name)
+        raise ParameterError(f"notebook parameter {err}" + (f" ({hint})" if hint else "")) from None
 
 
 def _to_dict(name: str, value: Any) -> Any:
@@ -67,7 +124,8 @@ def _to_dict(name: str, value: Any) -> Any:
             continue
         if isinstance(parsed, dict):
             return parsed
-    raise ConfigError(f"notebook parameter {name}: expected a dict (JSON or Python literal), got {value!r}")
+    hint = PARAMETER_HINTS.get(name, "JSON or a Python literal")
+    raise ParameterError(f"notebook parameter {name}: expected a dict ({hint}), got {value!r}")
 
 
 class _TerminalHandler(logging.StreamHandler):
@@ -119,31 +177,77 @@ def default_results_dir(profile: str, name: str = "results") -> str:
     return str(Path(name) / "smoke") if profile == "smoke" else name
 
 
+def profile_repeats(profile: str, percentages: list[float]) -> int | list[int]:
+    """The profile's repeats for any fractions: its int, or per fraction the count of the profile's nearest
+    fraction on a log scale (cpu: 16 at 0.1 % and 1 %, 8 at 10 %; so 0.5 % gets 16 and 50 % gets 8)."""
+    base = StudyConfig.from_profile(profile)
+    if isinstance(base.repeats, int):
+        return base.repeats
+    return [base.repeats_for(min(base.percentages, key=lambda p: abs(math.log(p) - math.log(f))))
+            for f in percentages]
+
+
+def _with_repeats(profile: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with repeats that fit its fractions: the profile's rule when fractions are given without
+    repeats; an error that says what to pass when a list of repeats does not match them."""
+    percentages, repeats = settings.get("percentages"), settings.get("repeats")
+    if isinstance(percentages, list) and all(isinstance(p, (int, float)) and 0 < p <= 1 for p in percentages):
+        if repeats is None:
+            settings["repeats"] = profile_repeats(profile, percentages)
+        elif isinstance(repeats, list) and len(repeats) != len(percentages):
+            raise ParameterError(
+                f"repeats has {len(repeats)} values but percentages has {len(percentages)}: pass one int for "
+                f"every fraction (-p repeats 8), one per fraction (-y 'repeats: [...]' with {len(percentages)} "
+                "values), or no repeats for the profile's rule")
+    return settings
+
+
 def make_config(profile: str, overrides: dict[str, Any] | None = None, **fields: Any) -> StudyConfig:
-    """A profile's config with the notebook's parameters applied (None means "profile default")."""
+    """A profile's config with the notebook's parameters applied (None means "profile default"; an empty
+    ``lr_grid`` means one learning rate, no tuning), checked before anything runs."""
     settings = {k: v for k, v in fields.items() if v is not None}
     settings.update(overrides or {})
+    if settings.get("lr_grid") == []:
+        settings["lr_grid"] = None
     if "results_dir" not in settings:
         settings["results_dir"] = default_results_dir(profile)
     if "pretrained_dir" not in settings and profile == "smoke":
         settings["pretrained_dir"] = str(Path(settings["results_dir"]) / "pretrained_models")
-    return StudyConfig.from_profile(profile, **settings)
+    try:
+        return StudyConfig.from_profile(profile, **_with_repeats(profile, settings)).validate(check_data=False)
+    except ParameterError:
+        raise
+    except ConfigError as err:  # a bad value of a parameter or of overrides: its message, not a traceback
+        raise ParameterError(str(err)) from None
 
 
-def study_config(profile: str, overrides: dict[str, Any] | None = None, class_split: str | None = None,
-                 **fields: Any) -> StudyConfig:
-    """Like :func:`make_config`, with classes taken from a named split when not given explicitly.
+def study_config(parameters: Mapping[str, Any] | str, **changes: Any) -> StudyConfig:
+    """The study's config from the notebook's checked parameters (:func:`check_parameters`' dict).
 
-    ``class_split="all"`` (cross-domain) uses all ten classes on both sides.
+    Every parameter named like a ``StudyConfig`` field sets that field (None: the profile's value), ``profile``
+    picks the profile, ``overrides`` sets any other field, ``class_split`` names the classes when
+    ``pre_train_classes``/``fine_tune_classes`` are None (``"all"``: all ten on both sides); other parameters
+    (``scheduler_address``, ``variants`` …) are the notebook's own. ``changes`` win over ``parameters``.
+    ``parameters`` may also be a profile name: ``study_config("cpu", source_dataset="MNIST", …)``.
     """
+    values = {"profile": parameters} if isinstance(parameters, str) else dict(parameters)
+    values.update(changes)
+    profile = values.get("profile")
+    if not isinstance(profile, str):
+        raise ParameterError(f"study_config needs a profile name, got {profile!r}")
+    fields = {k: v for k, v in values.items() if k in CONFIG_FIELDS}
+    class_split = values.get("class_split")
     if class_split is not None:
         dataset = "cross" if class_split == "all" else fields.get("source_dataset") or "MNIST"
-        pre, fine = named_split(dataset, class_split)
+        try:
+            pre, fine = named_split(dataset, class_split)
+        except ConfigError as err:  # names class_split and the allowed splits
+            raise ParameterError(str(err)) from None
         if fields.get("pre_train_classes") is None:
             fields["pre_train_classes"] = pre
         if fields.get("fine_tune_classes") is None:
             fields["fine_tune_classes"] = fine
-    return make_config(profile, overrides, **fields)
+    return make_config(profile, values.get("overrides"), **fields)
 
 
 def executor_for(scheduler_address: str):

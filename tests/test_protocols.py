@@ -238,7 +238,7 @@ def test_lr_grid_keeps_the_rate_that_validates_best(root, digits_config, monkeyp
         return FitResult(train_acc=1.0, val_acc=val_acc, test_acc=lr, epochs=1, best_epoch=1, seconds=1.5,
                          steps=20, best_step=20, val_loss=val_loss)
 
-    monkeypatch.setattr(study, "fit", fake_fit)
+    monkeypatch.setattr(study, "fit_run", fake_fit)
     row = study.run_one(RunSpec("FR", 0.5, 2, 0))
     assert tried == list(outcomes)  # every rate trained, from the same spec
     assert row["lr"] == chosen and row["test_acc"] == chosen  # the kept run's own test accuracy

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from functions.engine.conditions import CONDITIONS, RunSpec
-from functions.engine.controls import block_permutation, block_shuffle, shuffled_weights, statistics_matched
+from functions.engine.controls import shuffled_weights, statistics_matched
+from functions.engine.transforms import block_permutation, block_shuffle
 from functions.engine.errors import ConfigError
 from functions.engine.study import Study
 

@@ -8,19 +8,28 @@ Each template is a Python file in the jupytext "percent" format, so linters and 
 * lines before the first ``# %%`` are notes about the template, not part of the notebook;
 * blank lines between cells separate them and are not part of either cell.
 
-Folder-specific pieces are placeholders that keep the file valid Python: ``{{title}}`` inside markdown
-lines, and a line ``# {{folder_parameters}}`` in the parameters cell, replaced by the folder's lines
-(datasets, class split). ``TARGETS`` below says which notebook each template writes, with which values.
+Shared and folder-specific pieces are placeholders that keep the file valid Python: ``{{title}}`` inside
+markdown lines, and a line ``# {{study_parameters}}`` in the parameters cell of every study notebook,
+replaced by the one shared block of study parameters (:func:`study_parameters`: profile, data root,
+results folder, fractions, repeats, cuts, protocol, lr grid, device, seed, the folder's datasets and class
+split, classes, overrides) — a new study parameter is one line there. ``TARGETS`` below says which notebook
+each template writes, with which values.
+
+Notebooks are written exactly as JupyterLab saves them (``nbformat.write``: JSON with one space of indent,
+keys sorted, a final newline; the kernelspec and language_info ipykernel reports), so opening one and
+letting JupyterLab autosave changes no byte. A rendered notebook (with outputs) is stored without what
+changes on every render but the outputs: papermill's run metadata and timestamps, and saved widget state.
 
     python tools/build_notebooks.py           write notebooks without outputs; rendered notebooks
                                               (with outputs) get their sources updated in place, keeping
                                               the outputs of unchanged cells (re-render them afterwards)
     python tools/build_notebooks.py --check   exit 1 and list every notebook whose cell types, sources or
-                                              tags differ from its template (outputs, execution counts,
-                                              ids and other metadata are ignored)
+                                              tags differ from its template (outputs, execution counts and
+                                              ids are ignored), or that is not stored in JupyterLab's format
     python tools/build_notebooks.py --force   rewrite rendered notebooks too, dropping their outputs
     python tools/build_notebooks.py --strip-injected NB.ipynb ...
-                                              drop papermill's injected-parameters cells (after rendering)
+                                              after rendering: drop papermill's injected-parameters cells,
+                                              run metadata and widget state; write in JupyterLab's format
 """
 from __future__ import annotations
 
@@ -64,25 +73,135 @@ FASHION_TO_MNIST = ("FashionMNIST → MNIST (or MNIST → FashionMNIST), all ten
     'class_split: str = "all"                  # cross-domain: all ten classes on both sides'])
 
 
-def _values(title: str, lines: list[str]) -> dict[str, str | list[str]]:
-    return {"title": title, "folder_parameters": lines}
+
+def _line(code: str, comment: str) -> str:
+    """A parameter line with its comment in the column every parameters cell uses."""
+    code = code.rstrip()
+    return f"{code:<47} # {comment.strip()}" if len(code) < 47 else f"{code}  # {comment.strip()}"
 
 
-PER_FOLDER = ("empirical_experiment", "truncation_experiment", "clustering_experiment", "visualizations")
+def study_parameters(folder_lines: list[str], results: str = "results", protocol: bool = True,
+                     percentages: str = "the profile's, e.g. [0.001, 0.01, 0.1]",
+                     repeats: str = "the profile's for these fractions") -> list[str]:
+    """The parameters every study notebook shares, as lines of its parameters cell: ``functions.notebook.
+    study_config`` turns them into the StudyConfig (a parameter named like a config field sets that field).
+    ``protocol=False`` leaves out ``protocol``/``lr_grid`` (a notebook that runs several protocols)."""
+    lines = [
+        _line('profile: str = profile_from_env("cpu")', "smoke | cpu | paper; default from $TL_STUDY_PROFILE"),
+        _line("data_root: Optional[str] = None", "None: $TL_STUDY_DATA, else ./data"),
+        _line("results_dir: Optional[str] = None", f"None: {results}/ (smoke runs: {results}/smoke/)"),
+        _line("percentages: Optional[list[float]] = None", f"fractions in (0, 1]; None: {percentages}"),
+        _line("repeats: Optional[Union[int, list[int]]] = None",
+              f"one int, or one per fraction; None: {repeats}"),
+        _line("cuts: Optional[list[int]] = None", "None: every cut 0..number of blocks"),
+    ]
+    if protocol:
+        lines += [
+            _line("protocol: Optional[str] = None",
+                  'fine-tuning: "original", "steps" or "realistic"; None: the profile\'s (README "Protocols")'),
+            _line("lr_grid: Optional[list[float]] = None",
+                  "rates each arm picks from on its validation split; None: the profile's; []: one rate"),
+        ]
+    lines += [
+        _line('device: str = "cpu"', '"cpu", "cuda" or "auto"'),
+        "seed: int = 0",
+        *(_line(*line.split("  # ", 1)) if "  # " in line else line for line in folder_lines),
+        _line("pre_train_classes: Optional[list[int]] = None", "None: from class_split"),
+        _line("fine_tune_classes: Optional[list[int]] = None", "None: from class_split"),
+        _line("overrides: dict = {}", 'any other StudyConfig field, e.g. {"lr_fine_tune": 3e-4}'),
+    ]
+    return lines
+
+
+def _values(title: str, lines: list[str], **options) -> dict[str, str | list[str]]:
+    return {"title": title, "study_parameters": study_parameters(lines, **options)}
+
+
+PER_FOLDER = ("empirical_experiment", "truncation_experiment", "clustering_experiment")
 
 # template name → {notebook path (relative to the repository): placeholder values}
 TARGETS: dict[str, dict[str, dict]] = {
     **{name: {f"{folder}/{name}.ipynb": _values(*FOLDERS[folder]) for folder in FOLDERS}
        for name in PER_FOLDER},
-    "protocol_sensitivity": {"MNIST/protocol_sensitivity.ipynb": _values(*FOLDERS["MNIST"]),
-                             "cross_domain/protocol_sensitivity.ipynb": _values(*FASHION_TO_MNIST)},
+    "visualizations": {f"{folder}/visualizations.ipynb": {"title": FOLDERS[folder][0]} for folder in FOLDERS},
+    "protocol_sensitivity": {
+        path: _values(title, lines, results="results/protocols", protocol=False,
+                      percentages="[0.001, 0.01, 0.1] (smoke: the profile's)",
+                      repeats="16 below 5 %, else 8 (smoke: the profile's)")
+        for path, (title, lines) in (("MNIST/protocol_sensitivity.ipynb", FOLDERS["MNIST"]),
+                                     ("cross_domain/protocol_sensitivity.ipynb", FASHION_TO_MNIST))},
     "example_visualizations": {"example_visualizations.ipynb": {}},
-    "transfer_conditions": {"MNIST/transfer_conditions.ipynb": {}},
+    "transfer_conditions": {"MNIST/transfer_conditions.ipynb": {
+        "study_parameters": study_parameters(FOLDERS["MNIST"][1], results="results/conditions")}},
     "compact_model": {"MNIST/compact_model.ipynb": {}},
     "featuremap_experiment": {"MNIST/featuremap_experiment.ipynb": {}},
     "architecture_search": {"FashionMNIST/architecture_search.ipynb": {}},
-    "surgical_finetuning": {"cross_domain/surgical_finetuning.ipynb": {}},
+    "surgical_finetuning": {"cross_domain/surgical_finetuning.ipynb": {
+        "study_parameters": study_parameters(FOLDERS["cross_domain"][1], results="results/surgical")}},
 }
+
+
+# ----------------------------------------------------------------------------- JupyterLab's format
+# What JupyterLab (4, with ipykernel) puts into a notebook's metadata when it opens one and its kernel
+# starts: the kernelspec's display name and ipykernel's language_info. A notebook that already holds
+# exactly these is not modified by opening it. The Python version is the project's (README: Python 3.11).
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                 "pygments_lexer": "ipython3", "version": "3.11.7"}
+# Run records that change on every render while the outputs do not: papermill's parameters, paths and
+# timestamps, execution timestamps, and the widget state nbclient saves (random model ids; JupyterLab does
+# not save it by default). A widget's view refers to that state, so it goes too: its text/plain stays.
+RUN_METADATA = ("papermill", "widgets")
+CELL_RUN_METADATA = ("papermill", "execution")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def jupyterlab_text(nb: nbformat.NotebookNode) -> str:
+    """The file JupyterLab's server writes for ``nb`` (``nbformat.write``: indent 1, sorted keys, final
+    newline)."""
+    text = nbformat.writes(nb, version=nbformat.NO_CONVERT)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` as this repository stores it: JupyterLab's kernelspec and language_info, no papermill
+    injected-parameters cells, no run metadata (:data:`RUN_METADATA`), no widget views; outputs kept."""
+    nb.metadata = {k: v for k, v in nb.metadata.items() if k not in RUN_METADATA}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = json.loads(json.dumps(LANGUAGE_INFO))
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:
+        cell.metadata = {k: v for k, v in cell.get("metadata", {}).items() if k not in CELL_RUN_METADATA}
+        for output in cell.get("outputs", []):
+            if WIDGET_VIEW in output.get("data", {}):
+                output["data"] = {k: v for k, v in output["data"].items() if k != WIDGET_VIEW}
+    return nbformat.from_dict(nb)
+
+
+def format_problems(path: Path) -> list[str]:
+    """Why the file at ``path`` is not what JupyterLab would save for it (empty: it is)."""
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    problems = []
+    if nb.metadata.get("kernelspec") != KERNELSPEC or nb.metadata.get("language_info") != LANGUAGE_INFO:
+        problems.append("kernelspec or language_info differ from what JupyterLab writes on opening it")
+    run = [k for k in RUN_METADATA if k in nb.metadata] + sorted(
+        {k for c in nb.cells for k in c.get("metadata", {}) if k in CELL_RUN_METADATA})
+    if run:
+        problems.append(f"run metadata that changes on every render: {run}")
+    if text != jupyterlab_text(nb):
+        problems.append("bytes differ from nbformat.write (JSON indent 1, sorted keys, final newline)")
+    return problems
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Path) -> bool:
+    """Write ``nb`` in JupyterLab's format unless the file holds exactly that already; whether it wrote."""
+    text = jupyterlab_text(nb)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.write_text(text, encoding="utf-8")
+    return True
 
 
 # ----------------------------------------------------------------------------- the percent format
@@ -184,10 +303,7 @@ def build(name: str, values: dict) -> nbformat.NotebookNode:
             new.metadata["tags"] = list(cell["tags"])
         new.id = f"cell-{i:02d}"  # stable ids: rebuilding an unchanged notebook leaves git diff empty
         cells.append(new)
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return normalized(new_notebook(cells=cells))
 
 
 def targets() -> list[tuple[str, Path, dict]]:
@@ -269,19 +385,18 @@ def synced(expected: nbformat.NotebookNode, path: Path) -> tuple[nbformat.Notebo
 
 
 def write(expected: nbformat.NotebookNode, path: Path, force: bool) -> None:
-    """Write a generated notebook; a rendered one keeps its outputs (its sources are updated in place)."""
+    """Write a generated notebook; a rendered one keeps its outputs (its sources are updated in place).
+    Either is stored in JupyterLab's format; a file that is already right is not touched."""
     label = path.relative_to(REPO)
-    if not differences(expected, path):
-        return
     path.parent.mkdir(exist_ok=True)
     if rendered(path) and not force:
         nb, stale = synced(expected, path)
-        nbformat.write(nb, path)
-        print(f"updated {label} in place, outputs kept" +
-              (f" ({stale} changed cells show old outputs: re-render it)" if stale else ""))
+        if write_notebook(normalized(nb), path):
+            print(f"updated {label} in place, outputs kept" +
+                  (f" ({stale} changed cells show old outputs: re-render it)" if stale else ""))
         return
-    nbformat.write(expected, path)
-    print("wrote", label)
+    if write_notebook(expected, path):
+        print("wrote", label)
 
 
 def check() -> int:
@@ -289,26 +404,27 @@ def check() -> int:
     bad = 0
     for name, path, values in targets():
         notes = differences(build(name, values), path)
+        if path.exists():
+            notes += format_problems(path)
         if notes:
             bad += 1
             print(f"{path.relative_to(REPO)} differs from tools/notebook_templates/{name}.py:", file=sys.stderr)
             for note in notes:
                 print(f"    {note}", file=sys.stderr)
     if bad:
-        print(f"{bad} notebook(s) differ from their templates: run python tools/build_notebooks.py",
-              file=sys.stderr)
+        print(f"{bad} notebook(s) differ from their templates or JupyterLab's format: run python "
+              "tools/build_notebooks.py", file=sys.stderr)
     return bad
 
 
 def strip_injected(path: Path) -> int:
-    """Drop papermill's ``injected-parameters`` cells from a rendered notebook (in place); how many."""
+    """Drop papermill's ``injected-parameters`` cells, run metadata and widget state from a rendered notebook
+    and store it in JupyterLab's format (in place, :func:`normalized`); how many cells were dropped."""
     nb = nbformat.read(path, as_version=4)
-    kept = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    dropped = len(nb.cells) - len(kept)
-    if dropped:
-        nb.cells = kept
-        nbformat.write(nb, path)
-    return dropped
+    before = len(nb.cells)
+    nb = normalized(nb)
+    write_notebook(nb, path)
+    return before - len(nb.cells)
 
 
 def main(argv: list[str] | None = None) -> int:

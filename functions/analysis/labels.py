@@ -39,3 +39,18 @@ def repeats_text(df: pd.DataFrame) -> str | None:
     if len(set(values)) == 1:
         return f"{values[0]} repeat{'s' if values[0] != 1 else ''}"
     return "repeats " + "/".join(map(str, values))
+
+
+def with_fraction_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a table for reading, with its ``fraction`` column or index level in per cent (``0.1 %``)."""
+    out = frame.copy()
+    if "fraction" in out.columns:
+        out["fraction"] = out["fraction"].map(fraction_label)
+    names = list(out.index.names)
+    if "fraction" in names:
+        if isinstance(out.index, pd.MultiIndex):
+            level = names.index("fraction")
+            out.index = out.index.set_levels(out.index.levels[level].map(fraction_label), level=level)
+        else:
+            out.index = out.index.map(fraction_label).rename("fraction")
+    return out

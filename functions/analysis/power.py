@@ -6,7 +6,9 @@ repeats is estimated here by simulation: draw n repeats with replacement from th
 across the arms, because the design pairs every arm with the baseline by repeat — run the test per arm,
 apply Holm, and count how often the arm of interest comes out significant. From the curve of power over n
 come the repeats needed for 80 % power, for the observed effect or for an effect the reader names (the
-arm's differences shifted so their median equals it).
+arm's differences shifted so their median equals it). The observed effect is only the pilot's estimate:
+a curve at the observed effect says what the pilot's own numbers would need, not what the truth needs,
+which is why the named effect is there.
 
 The simulated test is the study's test, with one documented shortcut: up to ``EXACT_MAX_N`` differences
 the p is exact (Pratt zeros, midranks; resampled differences tie a lot, so the exact null is counted for

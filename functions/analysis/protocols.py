@@ -1,6 +1,6 @@
 """Protocol sensitivity: does a transfer gain survive a budget-fair protocol and realistic validation?
 
-Rows come from the stores of :func:`functions.engine.protocols.run_protocols` (one store per protocol
+Rows come from the stores of :func:`functions.engine.protocol_grid.run_protocols` (one store per protocol
 variant, all on the same subsets and initial weights). Every gain is paired: a cut's test accuracy minus
 the baseline's of the *same* protocol, (fraction, repeat). Significance is a Wilcoxon signed-rank test
 per cut, Holm-corrected over the cut-vs-baseline family of one (study, protocol, fraction).

@@ -98,9 +98,10 @@ class Condition:
 
     ``source``: which network the kept blocks come from, a name in :data:`SOURCES`: ``"A"`` (pretrained on
     the pretraining classes), ``"B"`` (pretrained on the fine-tuning classes themselves: the self-transfer
-    control), one registered with :func:`register_source`, or any name a custom ``builder`` understands. ``builder(study, spec) -> model`` replaces the standard cut; ``cuts``
-    (``cfg -> list``) replaces the grid's cut points; ``cacheable`` says whether blocks ``[0, k)`` are
-    frozen copies of the source model, so that their outputs may be served from the prefix cache.
+    control), one registered with :func:`register_source`, or any name a custom ``builder`` understands.
+    ``builder(study, spec) -> model`` replaces the standard cut; ``cuts`` (``cfg -> list``) replaces the
+    grid's cut points; ``cacheable`` says whether blocks ``[0, k)`` are frozen copies of the source model,
+    so that their outputs may be served from the prefix cache.
     """
 
     name: str

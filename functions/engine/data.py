@@ -442,7 +442,7 @@ def load_splits(cfg) -> tuple[Split, Split]:
 
 def block_shuffled(split: Split, grid: int, seed: int) -> Split:
     """``split`` with every image's ``grid × grid`` blocks permuted by one fixed permutation."""
-    from .controls import block_shuffle
+    from .transforms import block_shuffle
 
     images = {k: block_shuffle(getattr(split, k), grid, seed) for k in ("x_train", "x_val", "x_test")}
     return Split(**images, y_train=split.y_train, y_val=split.y_val, y_test=split.y_test,

@@ -3,13 +3,12 @@
 A variant is a named set of config fields (``protocol``, ``subset_val_fraction``, ``lr_grid``). The engine
 writes each run's variant label into its row (:func:`variant_of`), and the analysis reads that column,
 so the label is decided here and nowhere else. The protocol-sensitivity study runs the same grid under
-each variant marked ``compared`` (each with its own store: every protocol field is in the fingerprint).
+each variant marked ``compared`` (each with its own store: every protocol field is in the fingerprint); ``protocol_grid.run_protocols``
+runs it.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 from .config import TUNED_LR_GRID, StudyConfig
@@ -108,24 +107,3 @@ def protocol_configs(cfg: StudyConfig, variants: Iterable[str] | None = None) ->
     if unknown:
         raise ValueError(f"protocol variant(s) {unknown} unknown; allowed: {list(PROTOCOL_VARIANTS)}")
     return {label: PROTOCOL_VARIANTS[label].config(cfg) for label in labels}
-
-
-def run_protocols(cfg: StudyConfig, root: str | Path = ".", conditions: Iterable[str] = ("baseline", None),
-                  variants: Iterable[str] | None = None, progress: bool = True, executor=None):
-    """Run (or resume) the grid under every protocol variant; returns (rows, wall seconds per variant).
-
-    Wall seconds are those spent in this call (0 for a variant whose rows were all stored already); the
-    rows' own ``seconds`` sum to the training time per variant.
-    """
-    import pandas as pd
-
-    from .study import Study
-
-    frames, walls = [], {}
-    for label, variant_cfg in protocol_configs(cfg, variants).items():
-        study = Study(variant_cfg, root=root)
-        start = time.perf_counter()
-        df = study.run(list(conditions), progress=progress, executor=executor)
-        walls[label] = time.perf_counter() - start
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True), walls

@@ -4,15 +4,16 @@ A grid is a list of :class:`~functions.engine.conditions.RunSpec` (condition, fr
 are paired: for one (fraction, repeat) every condition and cut trains on the same subset, and
 re-initialised layers and the new head start from the same seed. With freezing on, blocks ``[0, k)`` are
 a fixed function, so their outputs come from the frozen-prefix cache (``cache``) and only the suffix
-trains. :meth:`Study.run` trains pending runs here, or hands them to an executor (:class:`Executor`,
-built by ``functions.engine.distributed.make_executor``); either way every finished run is appended at
-once to the results store, so a stopped grid resumes where it stopped.
+trains. :meth:`Study.run` trains pending runs on a pool of worker processes when that pays, here
+otherwise, or hands them to an executor (:class:`Executor`, built by
+``functions.engine.distributed.make_executor``); either way every finished run is appended at once to the
+results store, so a stopped grid resumes where it stopped, and ``run`` returns only once every planned
+run is stored.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import math
 import time
@@ -20,88 +21,66 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 import torch
-from tqdm.auto import tqdm
 
 from .cache import PrefixCache, worth_caching
 from .conditions import BASELINE_FLAGS, CONDITIONS, SOURCES, Condition, RunSpec
 from .config import StudyConfig
-from .data import (Split, balanced_subset, carve_validation, dataset_identity, is_canonical, load_splits,
-                   stable_seed, subset_seed)
-from .fileio import atomic_torch_save, atomic_write_text
-from .networks import BlockNet, Suffix, cut, load_state, new_model
+from .data import Split, balanced_subset, carve_validation, load_splits, stable_seed, subset_seed
+from .networks import BlockNet, Suffix, cut, new_model
 from .original_format import EXPORT_DIR
+from .pool import LocalPool, default_workers
+from .pretraining import data_keys, fingerprint, pretrain, pretrain_fingerprint, pretrained_path
+from .progress import GridProgress
 from .protocols import variant_of
 from .schema import results_row
 from .store import ResultsStore, check_writable
 from .training import FitResult, Tensors, fit, fit_steps
 
-# One INFO line per finished run (and per pretraining): a sign of life for a grid run from a terminal.
-# Nothing is shown unless someone attaches a handler (functions.notebook.log_to_terminal does, in notebooks).
 log = logging.getLogger(__name__)
 
-
-def log_run(done: int, total: int, row: dict[str, Any]) -> None:
-    """Log one finished run: ``MNIST[0-4]->MNIST[5-9] 12/120 FR f=0.01 k=2 r=3 test_acc=0.951 (3.2 s)``."""
-    if not log.isEnabledFor(logging.INFO):
-        return
-    variant = row.get("protocol_variant", "original")
-    where = "" if variant == "original" else f" [{variant}]"
-    log.info("%s%s %d/%d %s f=%g k=%d r=%d test_acc=%.3f (%.1f s)", row.get("study", "?"), where, done, total,
-             row["condition"], row["fraction"], row["cut"], row["repeat"], row["test_acc"], row.get("seconds", 0.0))
+IN_PROCESS = "inprocess"  # Study.run(executor=IN_PROCESS): train in this process, whatever the grid
+CLAIM_POLL_S = 2.0  # how often a finished pass looks again at runs other live processes hold
 
 
 class Executor(Protocol):
-    """What :meth:`Study.run` hands pending runs to: ``run_specs(study, todo, progress)`` trains them
-    elsewhere, appends each finished row to ``study.store`` and returns how many it stored.
+    """What :meth:`Study.run` hands pending runs to: ``run_specs(study, todo, progress)`` trains them,
+    appends each finished row to ``study.store`` and returns how many it stored. ``run`` may call it
+    again with runs left over (their claimant died), until every run is stored.
 
-    ``functions.engine.distributed.make_executor`` builds one (a Dask cluster or a process pool);
+    :class:`InProcess` trains here; :class:`~functions.engine.pool.LocalPool` on worker processes;
+    ``functions.engine.distributed.make_executor`` builds any of these or a Dask one, and
     ``functions.engine.distributed.as_executor`` wraps a Dask ``Client`` or ``concurrent.futures`` executor.
     """
 
     def run_specs(self, study: "Study", todo: list[RunSpec], progress: bool = True) -> int: ...
 
 
+class InProcess:
+    """The executor that trains in the grid's own process, one run after another: for debugging
+    (breakpoints, patched methods) and wherever worker processes do not pay."""
+
+    def run_specs(self, study: "Study", todo: list[RunSpec], progress: bool = True) -> int:
+        return study.run_here(todo, progress)
+
+    def __repr__(self) -> str:
+        return "InProcess()"
+
+
 def _check_executor(executor: Any) -> None:
-    """TypeError unless ``executor`` is None or implements :class:`Executor`."""
-    if executor is not None and not callable(getattr(executor, "run_specs", None)):
+    """TypeError unless ``executor`` is None, ``"inprocess"`` or implements :class:`Executor`."""
+    if executor is not None and executor != IN_PROCESS and not callable(getattr(executor, "run_specs", None)):
         raise TypeError(
-            f"executor must be None (train here) or an executor with run_specs(study, todo, progress), got "
-            f"{type(executor).__name__}; build one with functions.engine.distributed.make_executor(...), or "
-            "wrap a Dask Client / concurrent.futures executor with functions.engine.distributed.as_executor(...)")
+            f"executor must be None (the default: worker processes when they pay), {IN_PROCESS!r} or an "
+            f"executor with run_specs(study, todo, progress), got {type(executor).__name__}; build one with "
+            "functions.engine.distributed.make_executor(...), or wrap a Dask Client / concurrent.futures "
+            "executor with functions.engine.distributed.as_executor(...)")
 
 
-# ----------------------------------------------------------------------------- data & pretraining
 def _better_on_validation(a, b) -> bool:
     """Whether fit result ``a`` beats ``b`` on validation: higher accuracy, then lower loss."""
     if a.val_acc != b.val_acc:
         return a.val_acc > b.val_acc
     return a.val_loss < b.val_loss
-
-
-def _fingerprint(data: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def pretrain_fingerprint(cfg: StudyConfig) -> str:
-    """Hash of everything that determines the pretrained weights (the source data's identity included)."""
-    keys = dict(cfg.model_fields(), source=cfg.source_dataset, classes=cfg.pre_train_classes,
-                lr=cfg.lr_pretrain, epochs=cfg.num_train, patience=cfg.early_stop_patience,
-                batch=cfg.batch_size, val=cfg.val_split, data_seed=cfg.generate_dataset_seed, seed=cfg.seed,
-                train_limit=cfg.train_limit, test_limit=cfg.test_limit)
-    keys.update(_data_keys(cfg, {cfg.source_dataset}))
-    return _fingerprint(keys)
-
-
-def _data_keys(cfg: StudyConfig, datasets: set[str]) -> dict[str, str]:
-    """Identity of the data files a fingerprint depends on, for datasets that are not the canonical files.
-
-    The canonical files (what torchvision downloads) add nothing, so fingerprints made before data
-    identity was hashed stay valid; any other files under ``data_root`` give a different fingerprint,
-    so their rows and pretrained models never mix with those of the real dataset.
-    """
-    root = cfg.resolved_data_root()
-    return {f"data:{name}": dataset_identity(name, root) for name in sorted(datasets)
-            if not is_canonical(name, root)}
 
 
 # How fresh layers are initialised: "crn" = from (seed, fraction, repeat, layer), shared by every arm of a
@@ -124,106 +103,30 @@ def run_protocol_fields(cfg: StudyConfig) -> dict[str, Any]:
                 lr_grid=None if cfg.lr_grid is None else sorted(float(lr) for lr in cfg.lr_grid))
 
 
-def pretrained_path(cfg: StudyConfig, root: str | Path = ".") -> Path:
-    """Where the pretrained model of this config lives: ``pretrained_models/<source>_<classes>_<hash>.pth``."""
-    classes = "".join(str(c) for c in cfg.pre_train_classes)
-    name = f"{cfg.source_dataset}_{classes}_d{cfg.depth}c{cfg.num_channels}_{pretrain_fingerprint(cfg)}.pth"
-    return Path(root) / cfg.pretrained_dir / name
-
-
-def pretrain(cfg: StudyConfig, source: Split | None = None, root: str | Path = ".", force: bool = False,
-             verbose: bool = True) -> tuple[BlockNet, dict[str, Any]]:
-    """Train on the source classes, or load the saved model of the same config; returns (model, info)."""
-    path = pretrained_path(cfg, root)
-    info_path = path.with_suffix(".json")
-    if path.exists() and not force:
-        model = load_pretrained(cfg, path)
-        info = _read_info(info_path)
-        if verbose:
-            acc = info.get("test_acc")
-            print(f"loaded pretrained model {path} (test acc "
-                  f"{'unknown: ' + info_path.name + ' is missing' if acc is None else format(acc, '.4f')})")
-        return model, info
-    check_writable(path.parent)  # fail before training, not after, on a read-only folder
-    log.info("pretraining %s on %s %s (%s)", cfg.architecture, cfg.source_dataset, cfg.pre_train_classes,
-             path.name)
-    source = source or load_splits(cfg)[0]
-    torch.manual_seed(stable_seed("pretrain", cfg.seed))
-    model = new_model(cfg, len(cfg.pre_train_classes))
-    device = cfg.resolved_device()
-    model.to(device)
-    result = fit(model, _split_tensors(source, device), cfg.lr_pretrain, cfg.num_train,
-                 cfg.early_stop_patience, cfg.batch_size, stable_seed("pretrain-order", cfg.seed),
-                 cfg.eval_batch_size, record_history=True)
-    model.cpu()
-    info = {"config": cfg.to_dict(), "train_acc": result.train_acc, "val_acc": result.val_acc,
-            "test_acc": result.test_acc, "epochs": result.epochs, "seconds": result.seconds,
-            "history": result.history}
-    # The info first: a model file never exists without its info (the model is what marks "done").
-    atomic_write_text(info_path, json.dumps(info, indent=2))
-    atomic_torch_save(model.state_dict(), path)
-    log.info("pretrained %s: test acc %.4f after %d epochs (%.1f s)", path.name, result.test_acc, result.epochs,
-             result.seconds)
-    if verbose:
-        print(f"pretrained {path.name}: test acc {result.test_acc:.4f} after {result.epochs} epochs "
-              f"({result.seconds:.1f} s)")
-    return model, info
-
-
-def load_pretrained(cfg: StudyConfig, path: Path) -> BlockNet:
-    """A saved pretrained model; a corrupt or mismatched file raises one error naming it."""
-    model = new_model(cfg, len(cfg.pre_train_classes))
-    try:
-        load_state(model, torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as err:  # truncated, empty, not a state dict, or another architecture's weights
-        raise RuntimeError(
-            f"pretrained model {path} cannot be loaded into this config's network ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); delete the file to pretrain again"
-        ) from err
-    return model
-
-
-def _read_info(info_path: Path) -> dict[str, Any]:
-    """The pretraining info next to a model ({} when missing; an unreadable file is named)."""
-    if not info_path.exists():
-        return {}
-    try:
-        return json.loads(info_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RuntimeError(f"pretraining info {info_path} is not valid JSON ({err}); delete it and the "
-                           ".pth beside it to pretrain again") from err
-
-
-def _split_tensors(split: Split, device: str, train_idx: torch.Tensor | None = None,
-                   val_idx: torch.Tensor | None = None) -> Tensors:
-    """Tensors of a run; ``val_idx`` (training-split rows) replaces the validation split when given."""
-    x_train = split.x_train if train_idx is None else split.x_train[train_idx]
-    y_train = split.y_train if train_idx is None else split.y_train[train_idx]
-    x_val, y_val = ((split.x_val, split.y_val) if val_idx is None
-                    else (split.x_train[val_idx], split.y_train[val_idx]))
-    return Tensors(x_train.to(device), y_train.to(device), x_val.to(device), y_val.to(device),
-                   split.x_test.to(device), split.y_test.to(device))
-
-
-# ----------------------------------------------------------------------------- the grid
+# ----------------------------------------------------------------------------- the study
 class Study:
-    """One transfer study: a config, its data, its pretrained networks and its results store."""
+    """One transfer study: a config, its data, its pretrained networks and its results store.
+
+    ``conditions`` and ``sources`` (name → maker) add to the registries of
+    :mod:`~functions.engine.conditions` for this study alone, and win over them (a worker's shipped copies).
+    """
 
     def __init__(self, cfg: StudyConfig, root: str | Path = ".", verbose: bool = True,
-                 record_history: bool = False):
+                 record_history: bool = False, conditions: dict[str, Condition] | None = None,
+                 sources: dict[str, Callable[["Study"], BlockNet]] | None = None):
         # The data is checked (and read) only when a run or the pretraining needs it: summarising a
         # finished grid works on a machine without the dataset.
         self.cfg = cfg.validate(check_data=False)
         self.root = Path(root)
         self.verbose = verbose
         self.record_history = record_history  # rows then carry per-epoch train/val loss ("history")
-        self._sources: dict[str, BlockNet] = {}
+        self._conditions = dict(conditions or {})
+        self._source_makers = dict(sources or {})
+        self._sources: dict[str, BlockNet] = {}  # source networks built or given so far, by name
+        self.pretrain_infos: dict[str, dict[str, Any]] = {}  # what pretraining reported, per source name
         self.device = cfg.resolved_device()
         self._splits: tuple[Split, Split] | None = None
         self.store = ResultsStore(self.store_path())
-        self._pretrained: BlockNet | None = None
-        self._pretrained_b: BlockNet | None = None
-        self.pretrain_info: dict[str, Any] = {}
 
     @property
     def source(self) -> Split:
@@ -245,66 +148,79 @@ class Study:
     def results_fingerprint(self) -> str:
         """Hash of everything but the condition and the grid: rows with the same key are comparable."""
         c = self.cfg
-        return _fingerprint(dict(pretrain=pretrain_fingerprint(c), target=c.target_dataset,
-                                 classes=c.fine_tune_classes, lr=c.lr_fine_tune,
-                                 reinit_both_dense=c.reinit_both_dense,
-                                 **_data_keys(c, {c.target_dataset}), **protocol_keys(c),
-                                 # a transform of the target images only when on (shipped names unchanged)
-                                 **({"block_shuffle": c.target_block_shuffle} if c.target_block_shuffle else {})))
+        return fingerprint(dict(pretrain=pretrain_fingerprint(c), target=c.target_dataset,
+                                classes=c.fine_tune_classes, lr=c.lr_fine_tune,
+                                reinit_both_dense=c.reinit_both_dense,
+                                **data_keys(c, {c.target_dataset}), **protocol_keys(c)))
 
     def store_path(self) -> Path:
         slug = (f"{self.cfg.source_dataset}{''.join(map(str, self.cfg.pre_train_classes))}_to_"
                 f"{self.cfg.target_dataset}{''.join(map(str, self.cfg.fine_tune_classes))}")
         return self.root / self.cfg.results_dir / f"{slug}_{self.results_fingerprint()}.jsonl"
 
+    # -- conditions and sources
+    def condition(self, name: str) -> Condition | None:
+        """The condition called ``name``; None for the baseline (trained from scratch)."""
+        if name == "baseline":
+            return None
+        known = {**CONDITIONS, **self._conditions}
+        if name not in known:
+            raise ValueError(f"condition {name!r} is unknown; allowed: baseline, {list(known)}")
+        return known[name]
+
+    def source_makers(self) -> dict[str, Callable[["Study"], BlockNet]]:
+        """Every source this study can transfer from (name → maker): ``A``, ``B``, registered, its own."""
+        return {**SOURCES, **self._source_makers}
+
+    def source_model(self, name: str) -> BlockNet:
+        """The network a condition transfers from, built by its maker on first use (``A``: pretrained)."""
+        if name not in self._sources:
+            makers = self.source_makers()
+            if name not in makers:
+                raise ValueError(f"source {name!r} is unknown; allowed: {list(makers)} (or a custom builder)")
+            self._sources[name] = makers[name](self).eval()
+        return self._sources[name]
+
+    def use_source(self, name: str, network: BlockNet) -> None:
+        """Transfer from ``network`` as source ``name`` (``A``, ``B`` or another known one) instead of
+        building it here (a worker given the client's networks; a benchmark sharing one network)."""
+        if name not in self.source_makers():
+            raise ValueError(f"source {name!r} is unknown; allowed: {list(self.source_makers())}")
+        self._sources[name] = network.to(self.device).eval()
+
+    def pretrain_on(self, name: str, cfg: StudyConfig, data: Callable[[], Split]) -> BlockNet:
+        """Source ``name`` pretrained under ``cfg``: loaded when saved (no data read), else trained now on
+        ``data()``; what pretraining reported goes to ``pretrain_infos[name]`` (for a source's maker)."""
+        split = None
+        if not pretrained_path(cfg, self.root).exists():
+            check_writable(self.store.path.parent)  # a read-only results dir fails before pretraining
+            split = data()
+        model, self.pretrain_infos[name] = pretrain(cfg, split, self.root, verbose=self.verbose)
+        return model.eval()
+
     @property
     def pretrained(self) -> BlockNet:
-        """The pretrained network: loaded when saved (no data needed), else trained now."""
-        if self._pretrained is None:
-            source = None
-            if not pretrained_path(self.cfg, self.root).exists():
-                check_writable(self.store.path.parent)  # a read-only results dir fails before pretraining
-                source = self.source
-            self._pretrained, self.pretrain_info = pretrain(self.cfg, source, self.root, verbose=self.verbose)
-            self._pretrained.eval()
-        return self._pretrained
+        """Source A, the pretrained network: loaded when saved (no data needed), else trained now."""
+        return self.source_model("A")
 
     @property
     def pretrained_b(self) -> BlockNet:
-        """The self-transfer source: the same network pretrained on the fine-tuning classes (B)."""
-        if self._pretrained_b is None:
-            cfg_b = self.cfg.replace(source_dataset=self.cfg.target_dataset,
-                                     pre_train_classes=list(self.cfg.fine_tune_classes))
-            self._pretrained_b, self.pretrain_info_b = pretrain(cfg_b, self.target, self.root,
-                                                                verbose=self.verbose)
-            self._pretrained_b.eval()
-        return self._pretrained_b
+        """Source B, the self-transfer source: the same network pretrained on the fine-tuning classes."""
+        return self.source_model("B")
 
-    def source_model(self, source: str) -> BlockNet:
-        """The network a condition transfers from: ``"A"`` or ``"B"``."""
-        if source == "A":
-            return self.pretrained
-        if source == "B":
-            return self.pretrained_b
-        if source in SOURCES:
-            if source not in self._sources:
-                self._sources[source] = SOURCES[source](self).eval()
-            return self._sources[source]
-        raise ValueError(f"source {source!r} is unknown; allowed: 'A', 'B', {list(SOURCES)} "
-                         "(or a custom builder)")
+    @property
+    def pretrain_info(self) -> dict[str, Any]:
+        """What pretraining source A reported (test accuracy, epochs …); {} until A is loaded or trained."""
+        return self.pretrain_infos.get("A", {})
 
-    def use_source(self, source: str, network: BlockNet) -> None:
-        """Transfer from ``network`` as source ``"A"``, ``"B"`` or a registered one, instead of pretraining
-        or building it here (a worker given the client's networks; a benchmark sharing one network)."""
-        network = network.to(self.device).eval()
-        if source == "A":
-            self._pretrained = network
-        elif source == "B":
-            self._pretrained_b = network
-        elif source in SOURCES:
-            self._sources[source] = network
-        else:
-            raise ValueError(f"source {source!r} is unknown; allowed: 'A', 'B', {list(SOURCES)}")
+    @property
+    def pretrain_info_b(self) -> dict[str, Any]:
+        """What pretraining source B reported; {} until B is loaded or trained."""
+        return self.pretrain_infos.get("B", {})
+
+    def cache_source(self, cond: Condition) -> BlockNet:
+        """The network whose frozen blocks feed the prefix cache of a condition."""
+        return self.source_model(cond.source)
 
     # -- planning
     def subset(self, fraction: float, repeat: int) -> torch.Tensor:
@@ -329,72 +245,112 @@ class Study:
         specs = []
         for name in conditions:
             name = name or self.cfg.condition
-            if name != "baseline" and name not in CONDITIONS:
-                raise ValueError(f"condition {name!r} is unknown; allowed: baseline, {list(CONDITIONS)}")
-            cond = CONDITIONS.get(name)
-            for fraction in self.cfg.percentages:
-                for repeat in range(self.cfg.repeats_for(fraction)):
-                    if name == "baseline":
-                        specs.append(RunSpec("baseline", fraction, -1, repeat))
-                        continue
-                    cuts = cond.cuts(self.cfg) if cond.cuts else self.cfg.cut_points()
-                    for k in cuts:
-                        if k == 0 and cond.cut0_is_baseline:
-                            continue  # identical to the from-scratch baseline: computed once
-                        specs.append(RunSpec(name, fraction, k, repeat))
+            cuts = self.cuts_of(name)
+            specs += [RunSpec(name, fraction, k, repeat) for fraction in self.cfg.percentages
+                      for repeat in range(self.cfg.repeats_for(fraction)) for k in cuts]
         return specs
+
+    def cuts_of(self, name: str) -> list[int]:
+        """The cuts a condition runs at: −1 for the baseline; else its own cuts or the config's, less a
+        cut 0 identical to the from-scratch baseline (computed once, as the baseline)."""
+        cond = self.condition(name)
+        if cond is None:
+            return [-1]
+        cuts = cond.cuts(self.cfg) if cond.cuts else self.cfg.cut_points()
+        return [k for k in cuts if not (k == 0 and cond.cut0_is_baseline)]
 
     def pending(self, specs: list[RunSpec]) -> list[RunSpec]:
         return [s for s in specs if s.key not in self.store]
 
     # -- running
     def run(self, conditions: Iterable[str] = ("baseline", None), progress: bool = True,
-            executor: Executor | None = None) -> "pandas.DataFrame":  # noqa: F821
+            executor: Executor | str | None = None) -> "pandas.DataFrame":  # noqa: F821
         """Run every pending run of the grid (resuming a stopped one) and return all rows as a frame.
 
-        ``executor`` None trains here; an :class:`Executor` (``distributed.make_executor``) trains elsewhere.
+        ``executor`` None trains on a pool of single-threaded worker processes on this machine when that
+        pays (:func:`~functions.engine.pool.default_workers`: a CPU grid of more than a handful of runs and
+        several cores) and in this process otherwise; ``"inprocess"`` always in this process (debugging);
+        an :class:`Executor` (``distributed.make_executor``) elsewhere. Returns only once every planned run
+        is stored (:meth:`complete`).
         """
         _check_executor(executor)
         specs = self.plan(conditions)
         todo = self.pending(specs)
-        if self.verbose:
-            print(f"{self.cfg.study_name()}: {len(specs)} runs, {len(specs) - len(todo)} already in "
-                  f"{self.store.path}, {len(todo)} to run")
-        if todo:
-            if executor is None:
-                self._run_local(todo, progress)
-            else:
-                executor.run_specs(self, todo, progress)
+        with self._executor_for(executor, len(todo)) as runner:
+            where = getattr(runner, "where", "")
+            self._say(f"{self.cfg.study_name()}: {len(specs)} runs, {len(specs) - len(todo)} already in "
+                      f"{self.store.path}, {len(todo)} to run" + (f" on {where}" if where and todo else ""))
+            if todo:
+                runner.run_specs(self, todo, progress)
+                self.complete(specs, runner, progress)
         return self.frame([s.key for s in specs])
 
-    def _run_local(self, todo: list[RunSpec], progress: bool) -> None:
-        """Train pending runs here; a run another process has claimed (same store) is left to it."""
-        bar = tqdm(total=len(todo), desc=self.cfg.study_name(), disable=not progress)
-        done = 0
-        for group in group_for_cache(todo):
-            for spec, row in self.iter_group(group, claim=self.store.try_claim):
-                self.store.append(row)
-                done += 1
-                log_run(done, len(todo), row)
-                bar.update()
-                bar.set_postfix(cond=spec.condition, f=spec.fraction, k=spec.cut, acc=f"{row['test_acc']:.3f}")
-        bar.close()
+    def _executor_for(self, executor: Executor | str | None, n_todo: int):
+        """A context giving the executor of one :meth:`run`; a pool started by default stops at its end."""
+        if executor is None:
+            n_workers = default_workers(n_todo, self.device)
+            if n_workers > 1:
+                return LocalPool(n_workers, torch_threads=1, fallback=True)
+        if executor is None or isinstance(executor, str):
+            executor = InProcess()
+        return contextlib.nullcontext(executor)
+
+    def complete(self, specs: list[RunSpec], executor: Executor, progress: bool = True) -> None:
+        """Return once every run of ``specs`` is stored, whoever trains it.
+
+        Runs no live process holds (their claimant died, after this process passed them) are trained
+        through ``executor``; runs other live processes hold are waited for, with a line saying whose (a
+        claimant that dies is taken over; a claim expires after 24 h). A run still missing after this
+        process trained it again raises a RuntimeError naming it.
+        """
+        said = None
+        while True:
+            self.store.refresh()
+            missing = self.pending(specs)
+            if not missing:
+                return
+            held = self.store.live_claims([s.key for s in missing])
+            free = [s for s in missing if s.key not in held]
+            if free:
+                self._say(f"{self.cfg.study_name()}: {len(free)} runs left by a process that stopped "
+                          f"({_keys(free)}): training them")
+                executor.run_specs(self, free, progress)
+                self.store.refresh()
+                lost = [s for s in self.pending(free) if s.key not in self.store.live_claims([s.key])]
+                if lost:
+                    raise RuntimeError(
+                        f"{len(lost)} runs of the grid are still not stored after training them again "
+                        f"({_keys(lost)}): {executor!r} returned without storing them, and no other process "
+                        f"holds them; their rows are missing from {self.store.path}")
+                continue
+            line = _waiting_line(self.cfg.study_name(), held)
+            if line != said:
+                self._say(line)
+                said = line
+            time.sleep(CLAIM_POLL_S)
+
+    def _say(self, line: str) -> None:
+        """A line about the grid as a whole: printed when verbose, and logged."""
+        if self.verbose:
+            print(line)
+        log.info("%s", line)
+
+    def run_here(self, todo: list[RunSpec], progress: bool = True) -> int:
+        """Train pending runs in this process, each claimed first (a run another process holds is left to
+        it); the number of rows stored."""
+        with GridProgress(self, len(todo), enabled=progress) as bar:
+            for group in group_for_cache(todo):
+                for _, row in self.iter_group(group, claim=self.store.try_claim):
+                    bar.store(row)
         self.store.refresh()  # rows that other processes stored meanwhile
+        return bar.appended
 
     def iter_group(self, group: list[RunSpec], claim: Callable[[str], bool] | None = None):
         """Run specs that share (condition, freeze) in cut order, reusing one prefix cache; yields rows.
 
         ``claim(key)`` is asked before each run; a run it refuses (stored or claimed elsewhere) is skipped.
         """
-        cond = CONDITIONS.get(group[0].condition)
-        cache = None
-        if cond is not None and cond.uses_cache:
-            source = self.cache_source(cond)
-            rows_needed = torch.cat([self.subset(s.fraction, s.repeat) for s in group])
-            budget = self.cfg.cache_budget_gb * 1e9
-            if worth_caching(source, self.target, rows_needed, max(1, min(s.cut for s in group)), budget):
-                cache = PrefixCache(source, self.target, rows_needed, self.device, budget,
-                                    self.cfg.eval_batch_size)
+        cache = self.prefix_cache(self.condition(group[0].condition), group)
         for spec in sorted(group, key=lambda s: (s.cut, s.fraction, s.repeat)):
             if claim is not None and not claim(spec.key):
                 continue
@@ -410,9 +366,18 @@ class Study:
                 raise
             yield spec, row
 
-    def cache_source(self, cond: Condition) -> BlockNet:
-        """The network whose frozen blocks feed the prefix cache of a condition."""
-        return self.source_model(cond.source)
+    def prefix_cache(self, cond: Condition | None, specs: list[RunSpec]) -> PrefixCache | None:
+        """The frozen-prefix cache of runs of ``cond`` from their first cut on: None when the condition trains
+        its prefix or when the cache would not fit (:func:`~functions.engine.cache.worth_caching`); the one
+        rule of every executor."""
+        if cond is None or not cond.uses_cache:
+            return None
+        source = self.cache_source(cond)
+        rows = torch.cat([self.subset(s.fraction, s.repeat) for s in specs])
+        budget = self.cfg.cache_budget_gb * 1e9
+        if not worth_caching(source, self.target, rows, max(1, min(s.cut for s in specs)), budget):
+            return None
+        return PrefixCache(source, self.target, rows, self.device, budget, self.cfg.eval_batch_size)
 
     def init_seed(self, spec: RunSpec) -> int:
         """Seed of a run's fresh weights: shared by every condition and cut of one (fraction, repeat)."""
@@ -422,11 +387,11 @@ class Study:
         """The model a run starts from (seeded so that paired runs start alike)."""
         seed = self.init_seed(spec)
         n_classes = len(self.cfg.fine_tune_classes)
-        if spec.condition == "baseline":  # every block and the head fresh, from the per-layer CRN seeds
+        cond = self.condition(spec.condition)
+        if cond is None:  # the baseline: every block and the head fresh, from the per-layer CRN seeds
             with torch.random.fork_rng(devices=[]):
                 scratch = new_model(self.cfg, n_classes)
             return cut(scratch, 0, n_classes, freeze=False, reinit=True, seed=seed)
-        cond = CONDITIONS[spec.condition]
         if cond.builder is not None:
             return cond.builder(self, spec)
         return cut(self.source_model(cond.source), spec.cut, n_classes, cond.freeze, cond.reinit,
@@ -450,8 +415,8 @@ class Study:
             if cache is not None and spec.cut > 0:
                 net, tensors = Suffix(model, spec.cut), cache.tensors(self.target, train_idx, val_idx)
             else:
-                net, tensors = model, _split_tensors(self.target, self.device, train_idx, val_idx)
-            result = self.fit(net, tensors, lr, spec)
+                net, tensors = model, Tensors.of_split(self.target, self.device, train_idx, val_idx)
+            result = self.fit_run(net, tensors, lr, spec)
             seconds += result.seconds
             if best is None or _better_on_validation(result, best[2]):
                 best = (model, lr, result, len(tensors.y_val))
@@ -462,7 +427,7 @@ class Study:
             row["history"] = result.history
         return model, row
 
-    def fit(self, net, tensors: Tensors, lr: float, spec: RunSpec) -> FitResult:
+    def fit_run(self, net, tensors: Tensors, lr: float, spec: RunSpec) -> FitResult:
         """Train ``net`` on a run's tensors under the config's protocol (epochs or optimizer steps)."""
         c = self.cfg
         order_seed = stable_seed("order", c.seed, spec.fraction, spec.repeat)
@@ -477,7 +442,7 @@ class Study:
             lr: float | None = None) -> dict[str, Any]:
         """The results row of a finished run (``functions.engine.schema``)."""
         c = self.cfg
-        cond = CONDITIONS.get(spec.condition)
+        cond = self.condition(spec.condition)
         freeze, reinit, truncate = (cond.freeze, cond.reinit, cond.truncate) if cond else BASELINE_FLAGS
         return results_row(
             key=spec.key, study=c.study_name(), source_dataset=c.source_dataset,
@@ -519,7 +484,7 @@ class Study:
         df = self.frame()
         df = df[df["condition"].isin(["baseline", condition])]
         out_dir = Path(out_dir or self.root / self.cfg.results_dir / EXPORT_DIR)
-        cond = CONDITIONS[condition]
+        cond = self.condition(condition)
         flags = dict(freeze=cond.freeze, reinit=cond.reinit, truncate=cond.truncate)
         params = self.cfg.replace(**flags).to_original_params()
         return export_original(df, out_dir, params, tag=f"{self.store_path().stem}_{condition}")
@@ -532,3 +497,21 @@ def group_for_cache(specs: list[RunSpec]) -> list[list[RunSpec]]:
         groups.setdefault(s.condition, []).append(s)
     return list(groups.values())
 
+
+def _keys(specs: list[RunSpec], shown: int = 4) -> str:
+    """``FR|0.05|1|1, FR|0.05|2|0, …``: the keys of a few runs, for a message."""
+    return ", ".join(s.key for s in specs[:shown]) + (", …" if len(specs) > shown else "")
+
+
+def _waiting_line(study_name: str, held: dict[str, dict[str, Any]]) -> str:
+    """``waiting for 2 runs claimed by pid 4242 on node1 since 10:42:07 (FR|0.05|1|1, …)``, per claimant."""
+    by_holder: dict[tuple, list[str]] = {}
+    for key, claim in held.items():
+        by_holder.setdefault((claim.get("pid"), claim.get("host"), claim.get("time")), []).append(key)
+    parts = []
+    for (pid, host, since), keys in by_holder.items():
+        when = time.strftime("%H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
+        shown = ", ".join(keys[:4]) + (", …" if len(keys) > 4 else "")
+        parts.append(f"{len(keys)} claimed by pid {pid} on {host} since {when} ({shown})")
+    return (f"{study_name}: waiting for runs other processes are training: {'; '.join(parts)}; a claim "
+            "whose process dies is taken over")

@@ -44,10 +44,9 @@ n_trials: Optional[int] = None          # None: the profile's (cpu: 25)
 epochs: Optional[int] = None            # None: the profile's epochs per trial
 train_limit: Optional[int] = None       # None: the profile's training subset (cpu: 6,000 images)
 threads: int = 2                        # torch CPU threads
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
+check_parameters(globals())
 torch.set_num_threads(threads)
 settings = archsearch.profile_settings(profile)
 for name, value in dict(n_trials=n_trials, epochs=epochs, train_limit=train_limit).items():

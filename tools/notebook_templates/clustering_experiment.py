@@ -10,29 +10,20 @@
 
 # %%
 import os
-from typing import Optional, Union
+from typing import Optional, Union  # noqa: F401 - used by the shared study parameters
 
 import pandas as pd
 
 from functions.analysis import clustering, figures
 from functions.engine.conditions import RunSpec
-from functions.engine.config import profile_from_env
+from functions.engine.config import profile_from_env  # noqa: F401 - the parameters cell's default profile
 from functions.engine.fileio import atomic_write_csv
+from functions.engine.protocols import variant_of
 from functions.engine.study import Study
 from functions.notebook import check_parameters, study_config
 
 # %% tags=["parameters"]
-profile: str = profile_from_env("cpu")          # smoke | cpu | paper; default from $TL_STUDY_PROFILE
-data_root: Optional[str] = None                 # None: $TL_STUDY_DATA, else ./data
-results_dir: Optional[str] = None               # None: results/ (smoke runs: results/smoke/)
-percentages: Optional[list[float]] = None       # None: the profile's fractions, e.g. [0.001, 0.01, 0.1]
-cuts: Optional[list[int]] = None                # None: every cut 0..depth
-repeats: Optional[Union[int, list[int]]] = None  # None: the profile's repeats (int or one per fraction)
-device: str = "cpu"                             # "cpu", "cuda" or "auto"
-seed: int = 0
-# {{folder_parameters}}
-pre_train_classes: Optional[list[int]] = None   # None: from class_split
-fine_tune_classes: Optional[list[int]] = None   # None: from class_split
+# {{study_parameters}}
 cluster_fractions: Optional[list[float]] = None  # None: the profile's fractions of the test split (smoke: all)
 cluster_repeats: int = 3
 methods: list[str] = ["agglomerative", "kmeans"]
@@ -40,17 +31,11 @@ per_channel: bool = False                       # also cluster each channel's ma
 max_samples: int = 2000                         # cap on clustered images per subset (agglomerative is O(n²))
 finetune_fraction: float = 0.1                  # data used to fine-tune the whole network for comparison
 scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
-overrides: dict = {}                            # any other StudyConfig field, e.g. {"lr_fine_tune": 3e-4}
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
-cfg = study_config(profile, overrides, data_root=data_root, results_dir=results_dir, percentages=percentages,
-                   cuts=cuts, repeats=repeats, device=device, seed=seed,
-                   source_dataset=source_dataset, target_dataset=target_dataset,  # noqa: F821
-                   class_split=class_split,  # noqa: F821 - these three come from the parameters cell
-                   pre_train_classes=pre_train_classes, fine_tune_classes=fine_tune_classes)
-print(cfg.study_name(), "| condition", cfg.condition, "| profile", cfg.profile)
+params = check_parameters(globals())
+cfg = study_config(params)
+print(cfg.study_name(), "| condition", cfg.condition, "| profile", cfg.profile, "| protocol", variant_of(cfg).label)
 
 # %%
 study = Study(cfg)
@@ -63,7 +48,7 @@ print(f"fine-tuned test accuracy: {result['test_acc']:.4f}")
 # %%
 x, y = study.target.x_test, study.target.y_test
 # smoke test splits are too small for ≥ 10 images per class in a fraction of them
-fractions = cluster_fractions or ([1.0] if profile == "smoke" else cfg.percentages)
+fractions = cluster_fractions or ([1.0] if cfg.profile == "smoke" else cfg.percentages)
 frames = []
 for name, net in (("pretrained", pretrained), ("finetuned", finetuned)):
     part = clustering.cluster_study(net, x, y, fractions, cluster_repeats, methods=methods,

@@ -44,10 +44,9 @@ compare_schedulers: bool = True         # also train with the other scheduler
 dropout: float = 0.0                    # channel dropout after each 3×3 conv
 max_shift: float = 0.04                 # random shift, fraction of the image width (rotation is ±7°)
 threads: int = 2                        # torch CPU threads
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
+check_parameters(globals())
 torch.set_num_threads(threads)
 settings = compact.profile_settings(profile)
 epochs = epochs or settings["epochs"]

@@ -31,10 +31,9 @@ figures.use_style()
 profile: str = profile_from_env("cpu")  # cpu: the results shipped in the repository; smoke: results/…/smoke/
 data_root: Optional[str] = None         # for the per-class plots; None: $TL_STUDY_DATA, else ./data
 metric: str = "test_acc"
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
+check_parameters(globals())
 
 
 def where(path):  # a shipped results folder, or its smoke/ twin
@@ -71,8 +70,9 @@ print(len(df), "runs:", df.groupby("condition").size().to_dict())
 # %% [markdown]
 # ## 1. One study, every view
 # MNIST digits 0–4 → 5–9. Statistics: paired Wilcoxon tests within each fraction (pairs = repeats, which share
-# one subset and one initialisation), Holm-corrected; arms sharing a letter do not differ; CIs are bootstrap
-# 95 % intervals of the median.
+# one subset and one initialisation), Holm-corrected; CIs are bootstrap 95 % intervals of the median. The table's
+# caption says which test each mark comes from (a star: the cut against the baseline; letters, where they
+# separate arms: all pairs). Differences to the baseline are in points of accuracy, fractions in per cent.
 
 # %%
 summary = stats.summarize(with_settings(df), metric=metric, by=("study", "setting", "fraction"), seed=0)
@@ -148,5 +148,5 @@ diagnostics.pretrained_overview(info_path, data_root=data_root);
 # live kernel).
 
 # %%
-explorer = ResultsExplorer(root=".")
-explorer.widget
+explorer = ResultsExplorer(root=".", scratch=profile == "smoke")  # smoke: its git-ignored scratch folders too
+explorer

@@ -46,10 +46,9 @@ m1_epochs: Optional[int] = None         # None: the profile's
 m2_epochs: Optional[int] = None         # None: the profile's (epochs over all maps)
 lr: float = 1e-3                        # Adam, both models
 threads: int = 2                        # torch CPU threads
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
+check_parameters(globals())
 torch.set_num_threads(threads)
 settings = fm.profile_settings(profile)
 for name, value in dict(keep_fraction=keep_fraction, m1_epochs=m1_epochs, m2_epochs=m2_epochs).items():

@@ -21,48 +21,38 @@
 
 # %%
 import os
-from typing import Optional, Union
+from typing import Optional, Union  # noqa: F401 - used by the shared study parameters
 
 from IPython.display import Markdown, display
 
 from functions.analysis import figures
+from functions.analysis.labels import with_fraction_labels
 from functions.analysis.protocols import (budget_overview, chosen_learning_rates, gain_figure, gain_shifts,
-                                          starved_runs, summary_frame, transfer_gains, verdict, wall_times)
-from functions.engine.config import profile_from_env
-from functions.engine.protocols import PROTOCOL_VARIANTS, run_protocols
-from functions.notebook import check_parameters, default_results_dir, executor_for, study_config
+                                          shift_table, starved_runs, summary_frame, transfer_gains, verdict,
+                                          wall_times)
+from functions.analysis.protocols import budget_table  # noqa: F401 - every median per arm, for the reader
+from functions.engine.config import profile_from_env  # noqa: F401 - the parameters cell's default profile
+from functions.engine.conditions import CONDITIONS
+from functions.engine.protocol_grid import run_protocols
+from functions.engine.protocols import PROTOCOL_VARIANTS, compared_variants
+from functions.notebook import check_choices, check_parameters, default_results_dir, executor_for, study_config
 
 # %% tags=["parameters"]
-profile: str = profile_from_env("cpu")          # smoke | cpu | paper; default from $TL_STUDY_PROFILE
-data_root: Optional[str] = None                 # None: $TL_STUDY_DATA, else ./data
-results_dir: Optional[str] = None               # None: results/protocols (smoke runs: results/protocols/smoke)
-percentages: Optional[list[float]] = None       # None: [0.001, 0.01, 0.1] (smoke: the profile's)
-cuts: Optional[list[int]] = None                # None: every cut 0..depth
-repeats: Optional[Union[int, list[int]]] = None  # None: 16 at 0.001 and 0.01, else 8 (smoke: the profile's)
-device: str = "cpu"                             # "cpu", "cuda" or "auto"
-seed: int = 0
-# {{folder_parameters}}
-pre_train_classes: Optional[list[int]] = None   # None: from class_split
-fine_tune_classes: Optional[list[int]] = None   # None: from class_split
-variants: Optional[list[str]] = None            # None: all five (original, steps, realistic, fixed budget,
-                                                # realistic, tuned lr)
+# {{study_parameters}}
+variants: Optional[list[str]] = None            # None: all five (`original`, `steps`, `realistic`, `fixed budget`,
+                                                # `realistic, tuned lr`); each sets protocol and lr_grid
 condition: str = "FR"                           # compared with the baseline at every cut
 scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
-overrides: dict = {}                            # any other StudyConfig field, e.g. {"min_steps": 1000}
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
-if profile != "smoke":  # the shipped protocol grid; smoke keeps the profile's tiny one
-    percentages = percentages or [0.001, 0.01, 0.1]
-    repeats = repeats or [16 if f < 0.05 else 8 for f in percentages]
-results_dir = results_dir or default_results_dir(profile, "results/protocols")
-variants = variants or list(PROTOCOL_VARIANTS)
-cfg = study_config(profile, overrides, data_root=data_root, results_dir=results_dir, percentages=percentages,
-                   cuts=cuts, repeats=repeats, device=device, seed=seed,
-                   source_dataset=source_dataset, target_dataset=target_dataset,  # noqa: F821
-                   class_split=class_split,  # noqa: F821 - these three come from the parameters cell
-                   pre_train_classes=pre_train_classes, fine_tune_classes=fine_tune_classes)
+params = check_parameters(globals())
+if params["profile"] != "smoke":  # the shipped protocol grid; smoke keeps the profile's tiny one
+    params["percentages"] = params["percentages"] or [0.001, 0.01, 0.1]
+    params["repeats"] = params["repeats"] or [16 if f < 0.05 else 8 for f in params["percentages"]]
+results_dir = params["results_dir"] or default_results_dir(params["profile"], "results/protocols")
+variants = check_choices("variants", params["variants"] or compared_variants(), PROTOCOL_VARIANTS)
+check_choices("condition", condition, CONDITIONS)
+cfg = study_config(params, results_dir=results_dir)
 print(cfg.study_name(), "| baseline vs", condition, "| protocols", variants, "| profile", cfg.profile)
 print("fractions", cfg.percentages, "| repeats", cfg.repeats, "| steps", cfg.min_steps, "to", cfg.max_steps,
       "| validation every", cfg.eval_every, "steps")
@@ -73,7 +63,7 @@ print("fractions", cfg.percentages, "| repeats", cfg.repeats, "| steps", cfg.min
 
 # %%
 rows, walls = run_protocols(cfg, root=".", conditions=("baseline", condition), variants=variants,
-                            executor=executor_for(scheduler_address))
+                            executor=executor_for(params["scheduler_address"]))
 print(len(rows), "runs;", ", ".join(f"{label}: {seconds:.0f} s" for label, seconds in walls.items()),
       "spent in this call")
 
@@ -87,32 +77,33 @@ print(len(rows), "runs;", ", ".join(f"{label}: {seconds:.0f} s" for label, secon
 gains = transfer_gains(rows)
 fig = gain_figure(gains)
 figures.save_figure(fig, os.path.join(results_dir, "figures", "protocol_gains"))
-summary_frame(gains)
+with_fraction_labels(summary_frame(gains))
 
 # %% [markdown]
-# How much each gain moves from the original protocol to each fair one (realistic, and realistic with a tuned
-# learning rate), paired by repeat; Holm over the (fraction, cut) pairs of one comparison.
+# How much each gain moves from the original protocol to each fair one (`realistic`, and `realistic, tuned lr`),
+# paired by repeat, in points as in the verdict; Holm over the (fraction, cut) pairs of one comparison.
 
 # %%
 shift = gain_shifts(rows)
-shift.round(4) if len(shift) else "the original protocol and a fair one were not both run"
+shift_table(shift) if len(shift) else "the original protocol and a fair one were not both run"
 
 # %% [markdown]
 # ## What each protocol actually trained
 # Per protocol and fraction: median labelled images used for training and for validation, the median optimizer
 # steps of each arm, and how many runs took fewer than 50 steps (the symptom of an epoch-counted protocol on a
-# tiny subset); then, where there are such runs, their median test accuracy next to the others'; and the wall
-# time per protocol. (`budget_table(rows)` has every median per arm, best step and epochs included.)
+# tiny subset); then, where there are such runs, their median test accuracy next to the others' (`–` where every
+# run of that arm took fewer than 50 steps: there is no other run to compare with); and the wall time per
+# protocol. `budget_table(rows)` has every median per arm, best step and epochs included.
 
 # %%
-budget_overview(rows)
+with_fraction_labels(budget_overview(rows))
 
 # %%
 starved = starved_runs(rows)
-starved[starved["starved"] > 0].round(4)
+with_fraction_labels(starved[starved["starved"] > 0].round(4)).fillna("–")
 
 # %%
-chosen_learning_rates(rows)  # empty unless "realistic, tuned lr" ran: how many repeats chose each rate
+with_fraction_labels(chosen_learning_rates(rows))  # empty unless "realistic, tuned lr" ran: repeats per chosen rate
 
 # %%
 wall_times(rows)

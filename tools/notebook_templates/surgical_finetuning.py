@@ -12,7 +12,7 @@
 
 # %%
 import os
-from typing import Optional, Union
+from typing import Optional, Union  # noqa: F401 - used by the shared study parameters
 
 import pandas as pd
 from IPython.display import display
@@ -21,42 +21,26 @@ from functions.analysis import figures, transfer_conditions
 from functions.analysis.results import load_results
 from functions.engine.architectures import block_count
 from functions.engine.conditions import SURGICAL
-from functions.engine.config import profile_from_env
+from functions.engine.config import profile_from_env  # noqa: F401 - the parameters cell's default profile
 from functions.engine.fileio import atomic_write_csv
+from functions.engine.protocols import variant_of
 from functions.engine.study import Study
 from functions.notebook import check_parameters, default_results_dir, study_config
 
 # %% tags=["parameters"]
-profile: str = profile_from_env("cpu")          # smoke | cpu | paper; default from $TL_STUDY_PROFILE
-data_root: Optional[str] = None                 # None: $TL_STUDY_DATA, else ./data
-results_dir: Optional[str] = None               # None: results/surgical/ (smoke runs: results/surgical/smoke/)
-percentages: Optional[list[float]] = None       # None: the profile's fractions
-repeats: Optional[Union[int, list[int]]] = None  # None: the profile's repeats (int or one per fraction)
-cuts: Optional[list[int]] = None                # None: every cut 0..number of blocks
-device: str = "cpu"                             # "cpu", "cuda" or "auto"
-seed: int = 0
-source_dataset: str = "MNIST"                   # swap the two for FashionMNIST → MNIST
-target_dataset: str = "FashionMNIST"
-class_split: str = "all"                        # cross-domain: all ten classes on both sides
-pre_train_classes: Optional[list[int]] = None   # None: from class_split
-fine_tune_classes: Optional[list[int]] = None   # None: from class_split
+# {{study_parameters}}
 architecture: str = "CustomCNN"                 # or "ResNet": depth 3, 5 or 7 conv layers, cuts count blocks
 depth: Optional[int] = None                     # None: the profile's depth
 class_split_results: Optional[str] = None       # surgical rows of the class split to compare with
                                                 # (None: ../MNIST/results/conditions, smoke: …/smoke)
-overrides: dict = {}                            # any other StudyConfig field, e.g. {"lr_fine_tune": 3e-4}
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
-results_dir = results_dir or default_results_dir(profile, 'results/surgical')
-cfg = study_config(profile, overrides, data_root=data_root, results_dir=results_dir,
-                   pretrained_dir=os.path.join(results_dir, "pretrained_models"), percentages=percentages,
-                   cuts=cuts, repeats=repeats, device=device, seed=seed, source_dataset=source_dataset,
-                   target_dataset=target_dataset, class_split=class_split, pre_train_classes=pre_train_classes,
-                   fine_tune_classes=fine_tune_classes, architecture=architecture, depth=depth)
+params = check_parameters(globals())
+results_dir = params["results_dir"] or default_results_dir(params["profile"], "results/surgical")
+cfg = study_config(params, results_dir=results_dir, pretrained_dir=os.path.join(results_dir, "pretrained_models"))
 print(cfg.study_name(), "|", cfg.architecture, "depth", cfg.depth, f"({block_count(cfg)} blocks)",
-      "| profile", cfg.profile, "| fractions", cfg.percentages, "| repeats", cfg.repeats)
+      "| profile", cfg.profile, "| protocol", variant_of(cfg).label, "| fractions", cfg.percentages,
+      "| repeats", cfg.repeats)
 study = Study(cfg, record_history=True)  # rows carry per-epoch train/val loss for the learning curves
 _ = study.pretrained
 print(f"A network (pretrained on {cfg.pre_train_classes}): test accuracy {study.pretrain_info.get('test_acc', float('nan')):.4f}")
@@ -71,7 +55,7 @@ display(surgical.pivot_table(index="fraction", columns="tuned", values="median")
 # fraction, the blocks not significantly worse than it, and the gain of each block over training the head alone.
 
 # %%
-class_split_results = class_split_results or default_results_dir(profile, "../MNIST/results/conditions")
+class_split_results = class_split_results or default_results_dir(cfg.profile, "../MNIST/results/conditions")
 frames = [df]
 if os.path.isdir(class_split_results) and any(f.endswith(".jsonl") for f in os.listdir(class_split_results)):
     other = load_results(class_split_results)

@@ -7,42 +7,29 @@
 # each cut over the baseline under FR and under FT, as a figure and as a table.
 
 # %%
-from typing import Optional, Union
+from typing import Optional, Union  # noqa: F401 - used by the shared study parameters
 
 from torchinfo import summary
 
 from functions.analysis import figures, stats
+from functions.analysis.labels import protocol_text, repeats_text
 from functions.analysis.results import summary_table
 from functions.analysis.tables import delta_table
-from functions.engine.config import profile_from_env
+from functions.engine.config import profile_from_env  # noqa: F401 - the parameters cell's default profile
 from functions.engine.datasets import DATASET_SHAPES
+from functions.engine.protocols import variant_of
 from functions.engine.study import Study
 from functions.notebook import check_parameters, executor_for, study_config
 
 # %% tags=["parameters"]
-profile: str = profile_from_env("cpu")          # smoke | cpu | paper; default from $TL_STUDY_PROFILE
-data_root: Optional[str] = None                 # None: $TL_STUDY_DATA, else ./data
-results_dir: Optional[str] = None               # None: results/ (smoke runs: results/smoke/)
-percentages: Optional[list[float]] = None       # None: the profile's fractions, e.g. [0.001, 0.01, 0.1]
-cuts: Optional[list[int]] = None                # None: every cut 0..depth
-repeats: Optional[Union[int, list[int]]] = None  # None: the profile's repeats (int or one per fraction)
-device: str = "cpu"                             # "cpu", "cuda" or "auto"
-seed: int = 0
-# {{folder_parameters}}
-pre_train_classes: Optional[list[int]] = None   # None: from class_split
-fine_tune_classes: Optional[list[int]] = None   # None: from class_split
+# {{study_parameters}}
 scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
-overrides: dict = {}                            # any other StudyConfig field, e.g. {"lr_fine_tune": 3e-4}
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
-cfg = study_config(profile, overrides, data_root=data_root, results_dir=results_dir, percentages=percentages,
-                   cuts=cuts, repeats=repeats, device=device, seed=seed,
-                   source_dataset=source_dataset, target_dataset=target_dataset,  # noqa: F821
-                   class_split=class_split,  # noqa: F821 - these three come from the parameters cell
-                   pre_train_classes=pre_train_classes, fine_tune_classes=fine_tune_classes)
-print(cfg.study_name(), "| conditions FR and FT | profile", cfg.profile)
+params = check_parameters(globals())
+cfg = study_config(params)
+print(cfg.study_name(), "| conditions FR and FT | profile", cfg.profile, "| protocol", variant_of(cfg).label,
+      "| fractions", cfg.percentages, "| repeats", cfg.repeats)
 
 # %% [markdown]
 # ## The pretrained network
@@ -60,7 +47,7 @@ summary(pretrained, input_size=(1, *DATASET_SHAPES[cfg.source_dataset]), device=
 # Baseline, FR and FT at every cut: runs already in the store are read, the others trained.
 
 # %%
-df = study.run(("baseline", "FR", "FT"), executor=executor_for(scheduler_address))
+df = study.run(("baseline", "FR", "FT"), executor=executor_for(params["scheduler_address"]))
 
 # %% [markdown]
 # Median test accuracy: truncated (FT) and re-initialised (FR) side by side.
@@ -86,11 +73,13 @@ for condition in ("FR", "FT"):
 # %% [markdown]
 # ## Headline: what keeping *k* blocks gains over training from scratch, with and without the blocks after the cut
 # Per fraction, the median over repeats of the paired difference cut − baseline (same subset, same initial
-# weights), with its bootstrap 95 % CI; one panel per condition. Filled markers and ✓: significant after Holm
-# over the cut-vs-baseline comparisons of that condition and fraction (Wilcoxon signed-rank, pairs = repeats).
-# The table gives the same differences in points of test accuracy.
+# weights), in points of test accuracy, with its bootstrap 95 % CI; one panel per condition; the figure and the
+# table show the same numbers. Filled markers and ✓: significant after Holm over the cut-vs-baseline comparisons
+# of that condition and fraction (Wilcoxon signed-rank, pairs = repeats; `pairs` in the table). The next line
+# names the protocol the runs were trained under and their repeats.
 
 # %%
+print(cfg.study_name(), "|", protocol_text(df), "|", repeats_text(df))
 figures.diff_to_baseline(df);
 
 # %%

@@ -28,10 +28,9 @@ condition: Optional[str] = None         # None: every condition found; e.g. "FR"
 metric: str = "test_acc"
 alpha: float = 0.05
 figures_dir: Optional[str] = None       # None: <results_dir>/figures
-_declared = set(globals())
 
 # %%
-check_parameters(globals(), _declared)
+check_parameters(globals())
 results_dir = results_dir or default_results_dir(profile)
 figures_dir = figures_dir or os.path.join(results_dir, "figures")
 if not glob.glob(os.path.join(results_dir, "*.json*")):
