@@ -107,6 +107,9 @@ def pytest_configure(config):
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # Grids train in the test's own process (patched methods apply, no worker start-up per test); the
+    # tests of the worker pool ask for it explicitly.
+    os.environ.setdefault("TL_STUDY_WORKERS", "1")
 
 
 def make_digits_config(root, **overrides):

@@ -46,10 +46,20 @@ PARAMETER_HINTS = {
 
 class ParameterError(ConfigError):
     """A bad notebook parameter. Inside a kernel IPython shows only its message (:meth:`_render_traceback_`),
-    so papermill's error and the failed cell read as one line instead of a traceback through this module."""
+    so papermill's error and the failed cell read as one line instead of a traceback through this module;
+    the message also goes to the terminal that runs papermill as soon as it is raised, above papermill's own
+    traceback (:meth:`tell_terminal`)."""
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+    def tell_terminal(self) -> "ParameterError":
+        """Write the message to the terminal (inside a kernel only); returns the error, to be raised."""
+        if "ipykernel" in sys.modules:
+            stream = terminal_stream()
+            if stream is not None:
+                print(f"\nnotebook parameters: {self}\n", file=stream, flush=True)
+        return self
 
 
 def check_parameters(namespace: dict[str, Any], injected: Iterable[str] | None = None) -> dict[str, Any]:
@@ -66,7 +76,7 @@ def check_parameters(namespace: dict[str, Any], injected: Iterable[str] | None =
     injected = set(injected_names(namespace) if injected is None else injected)
     unknown = sorted(n for n in injected - set(declared) if not n.startswith("PAPERMILL_"))
     if unknown:
-        raise ParameterError(f"unknown notebook parameter(s) {unknown}; allowed: {sorted(declared)}")
+        raise ParameterError(f"unknown notebook parameter(s) {unknown}; allowed: {sorted(declared)}").tell_terminal()
     for name in declared:
         namespace[name] = coerce_parameter(name, namespace[name], annotations[name])
     if "ipykernel" in sys.modules:
@@ -98,7 +108,7 @@ def check_choices(name: str, values: Any, allowed: Iterable[str]) -> Any:
     allowed = list(allowed)
     unknown = [v for v in ([values] if isinstance(values, str) else list(values)) if v not in allowed]
     if unknown:
-        raise ParameterError(f"notebook parameter {name}: {unknown} unknown; allowed: {allowed}")
+        raise ParameterError(f"notebook parameter {name}: {unknown} unknown; allowed: {allowed}").tell_terminal()
     return values
 
 
@@ -111,7 +121,7 @@ def coerce_parameter(name: str, value: Any, annotation: Any) -> Any:
         return coerce_value(name, value, annotation)
     except CoercionError as err:
         hint = PARAMETER_HINTS.get(name)
-        raise ParameterError(f"notebook parameter {err}" + (f" ({hint})" if hint else "")) from None
+        raise ParameterError(f"notebook parameter {err}" + (f" ({hint})" if hint else "")).tell_terminal() from None
 
 
 def _to_dict(name: str, value: Any) -> Any:
@@ -125,7 +135,7 @@ def _to_dict(name: str, value: Any) -> Any:
         if isinstance(parsed, dict):
             return parsed
     hint = PARAMETER_HINTS.get(name, "JSON or a Python literal")
-    raise ParameterError(f"notebook parameter {name}: expected a dict ({hint}), got {value!r}")
+    raise ParameterError(f"notebook parameter {name}: expected a dict ({hint}), got {value!r}").tell_terminal()
 
 
 class _TerminalHandler(logging.StreamHandler):
@@ -198,7 +208,7 @@ def _with_repeats(profile: str, settings: dict[str, Any]) -> dict[str, Any]:
             raise ParameterError(
                 f"repeats has {len(repeats)} values but percentages has {len(percentages)}: pass one int for "
                 f"every fraction (-p repeats 8), one per fraction (-y 'repeats: [...]' with {len(percentages)} "
-                "values), or no repeats for the profile's rule")
+                "values), or no repeats for the profile's rule").tell_terminal()
     return settings
 
 
@@ -218,7 +228,7 @@ def make_config(profile: str, overrides: dict[str, Any] | None = None, **fields:
     except ParameterError:
         raise
     except ConfigError as err:  # a bad value of a parameter or of overrides: its message, not a traceback
-        raise ParameterError(str(err)) from None
+        raise ParameterError(str(err)).tell_terminal() from None
 
 
 def study_config(parameters: Mapping[str, Any] | str, **changes: Any) -> StudyConfig:
@@ -234,7 +244,7 @@ def study_config(parameters: Mapping[str, Any] | str, **changes: Any) -> StudyCo
     values.update(changes)
     profile = values.get("profile")
     if not isinstance(profile, str):
-        raise ParameterError(f"study_config needs a profile name, got {profile!r}")
+        raise ParameterError(f"study_config needs a profile name, got {profile!r}").tell_terminal()
     fields = {k: v for k, v in values.items() if k in CONFIG_FIELDS}
     class_split = values.get("class_split")
     if class_split is not None:
@@ -242,7 +252,7 @@ def study_config(parameters: Mapping[str, Any] | str, **changes: Any) -> StudyCo
         try:
             pre, fine = named_split(dataset, class_split)
         except ConfigError as err:  # names class_split and the allowed splits
-            raise ParameterError(str(err)) from None
+            raise ParameterError(str(err)).tell_terminal() from None
         if fields.get("pre_train_classes") is None:
             fields["pre_train_classes"] = pre
         if fields.get("fine_tune_classes") is None:

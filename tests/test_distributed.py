@@ -17,13 +17,14 @@ import warnings
 import pytest
 import torch
 
-from functions.engine import distributed
-from functions.engine.distributed import (SharedPrefixes, make_executor, pack_context, plan_tasks, run_batch,
-                                   run_with_executor, worker_context)
+from functions.engine import distributed, tasks
 from functions.engine.cache import PrefixCache
 from functions.engine.conditions import CONDITIONS as REGISTERED
 from functions.engine.conditions import RunSpec
-from functions.engine.study import Study
+from functions.engine.distributed import make_executor, run_with_executor
+from functions.engine.pool import LocalPool
+from functions.engine.study import InProcess, Study
+from functions.engine.tasks import SharedPrefixes, pack_context, plan_tasks, run_batch, worker_context
 
 CONDITIONS = ("baseline", "FR")
 METRICS = ("train_acc", "val_acc", "test_acc", "epochs", "best_epoch", "n_train", "seed")
@@ -123,14 +124,15 @@ def test_a_worker_builds_the_study_once_and_writes_nothing(tmp, reference, tiny_
     rows = run_batch(key, specs[:1], str(path)) + run_batch(key, specs[-2:], str(path))
     path.unlink()  # built already: later tasks of this process need no context at all
     rows += run_batch(key, specs[1:2], str(path))
-    state = distributed._STATES.pop(key)
+    state = tasks._STATES.pop(key)
     assert state.tasks_run == 3 and state.study is not study
     assert outcome(rows) == {s.key: reference[s.key] for s in specs[:2] + specs[-2:]}
     assert not study.store_path().exists() and not state.study.store_path().exists()
 
 
 def test_make_executor_rejects_bad_arguments():
-    assert make_executor("", kind="local") is None
+    assert isinstance(make_executor("", kind="local"), InProcess)
+    assert isinstance(make_executor("inprocess"), InProcess)
     with pytest.raises(ValueError, match="kind 'spark' is unknown; allowed"):
         make_executor("", kind="spark")
     with pytest.raises(ValueError, match="scheduler_address 'not an address!'"):
@@ -146,9 +148,21 @@ def test_make_executor_rejects_bad_arguments():
 def test_process_pool_reproduces_in_process_results(tmp, reference, tiny_config):
     study = Study(tiny_config(tmp, "pool"), root=tmp, verbose=False)
     pool = make_executor(kind="process", n_workers=2)
-    assert isinstance(pool.backend, concurrent.futures.ProcessPoolExecutor)
-    assert pool._mp_context.get_start_method() == "spawn"
+    assert isinstance(pool, LocalPool) and (pool.n_workers, pool.torch_threads) == (2, 1)
     with pool:
+        df = study.run(CONDITIONS, progress=False, executor=pool)
+        assert len(pool.worker_pids()) == 2  # spawned on demand, kept for the next grid
+    assert outcome(df.to_dict("records")) == reference
+    assert pool.worker_pids() == []  # the end of the with block stopped them
+
+
+def test_a_raw_process_pool_wrapped_by_as_executor_reproduces_in_process_results(tmp, reference, tiny_config):
+    import multiprocessing
+
+    study = Study(tiny_config(tmp, "raw_pool"), root=tmp, verbose=False)
+    raw = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=tasks.set_torch_threads, initargs=(1,))
+    with distributed.as_executor(raw) as pool:
         df = study.run(CONDITIONS, progress=False, executor=pool)
     assert outcome(df.to_dict("records")) == reference
 
@@ -172,7 +186,7 @@ def test_local_cluster_reproduces_in_process_results(tmp, reference, tiny_config
     assert outcome(df.to_dict("records")) == reference
     assert sorted(stored_keys(study)) == sorted(reference)
     assert study.pending(study.plan(CONDITIONS)) == []  # a rerun has nothing left to submit
-    assert client.run(lambda: len(distributed._STATES)) == dict.fromkeys(client.nthreads(), 0)  # freed
+    assert client.run(lambda: len(tasks._STATES)) == dict.fromkeys(client.nthreads(), 0)  # freed
 
 
 def test_worker_killed_mid_grid_is_retried_without_duplicates(tmp, reference, tiny_config, client):

@@ -1,7 +1,8 @@
 """Notebook hygiene: one papermill parameters cell with typed parameters, python3 kernel, no absolute
-paths, no stale papermill injected-parameters cells, every notebook as its template generates it,
-templates that are valid Python, misspelt parameters fail and papermill strings are converted. (Every
-notebook is also executed under nbval in the smoke profile via pytest's testpaths.)"""
+paths, no stale papermill injected-parameters cells, every notebook as its template generates it and as
+JupyterLab saves it, templates that are valid Python, one shared block of study parameters that
+``study_config`` takes, misspelt or bad parameters fail with one line and papermill strings are converted.
+(Every notebook is also executed under nbval in the smoke profile via pytest's testpaths.)"""
 import ast
 import importlib.util
 import re
@@ -41,15 +42,6 @@ def test_notebook_structure(path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not re.search(r"['\"](/work|/home|/Users|C:\\)", cell.source), "absolute path in a cell"
-
-
-def test_misspelt_parameter_is_an_error(tmp_path):
-    papermill = pytest.importorskip("papermill")
-    nb = REPO / "MNIST" / "empirical_experiment.ipynb"
-    with pytest.raises(papermill.PapermillExecutionError, match="unknown notebook parameter"):
-        papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
-                                   parameters={"profile": "smoke", "percentage": [0.1]},
-                                   progress_bar=False, kernel_name="python3")
 
 
 def test_committed_notebooks_match_their_templates():
@@ -147,13 +139,185 @@ def test_injected_strings_become_the_declared_types():
                                      "repeats": Optional[Union[int, list[int]]], "overrides": dict,
                                      "variants": Optional[list[str]], "name": str}}
     namespace.update(freeze=True, percentages=None, repeats=None, overrides={}, variants=None, name="a")
-    declared = set(namespace)
     namespace.update(freeze="false", percentages="[0.01, 0.1]", repeats="8", overrides='{"lr_fine_tune": 3e-4}',
                      variants="original,steps")
-    check_parameters(namespace, declared)
+    params = check_parameters(namespace, injected={"freeze", "percentages", "repeats", "overrides", "variants"})
     assert namespace["freeze"] is False and namespace["percentages"] == [0.01, 0.1]
     assert namespace["repeats"] == 8 and namespace["overrides"] == {"lr_fine_tune": 3e-4}
     assert namespace["variants"] == ["original", "steps"] and namespace["name"] == "a"
+    assert list(params) == ["freeze", "percentages", "repeats", "overrides", "variants", "name"]
+    assert params["percentages"] == [0.01, 0.1]
     namespace["freeze"] = "maybe"
     with pytest.raises(ConfigError, match="freeze"):
-        check_parameters(namespace, declared)
+        check_parameters(namespace, injected=set())
+
+
+# ----------------------------------------------------------------------------- parameters (issues 20, 21)
+def _parameters_cell(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    return next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+
+
+def _parameter_namespace(path: Path) -> dict:
+    """What a kernel holds after running a notebook's parameters cell (with the imports it uses)."""
+    from typing import Optional, Union
+
+    from functions.engine.config import profile_from_env
+
+    namespace = {"Optional": Optional, "Union": Union, "profile_from_env": profile_from_env,
+                 "DATASET_SHAPES": {"MNIST": (1, 28, 28)}}  # an imported constant is no parameter
+    exec(compile(_parameters_cell(path).source, str(path), "exec"), namespace)
+    return namespace
+
+
+STUDY_NOTEBOOKS = [p for p in NOTEBOOKS if "{{study_parameters}}" in (
+    TEMPLATES[0].parent / f"{p.stem}.py").read_text(encoding="utf-8")]
+
+
+def test_every_study_notebook_shares_one_parameter_block():
+    """Issue 20: the study parameters are one block of the builder; every study notebook has it."""
+    assert {p.stem for p in STUDY_NOTEBOOKS} == {"empirical_experiment", "truncation_experiment",
+                                                  "clustering_experiment", "protocol_sensitivity",
+                                                  "transfer_conditions", "surgical_finetuning"}
+    shared = ("profile: str", "data_root:", "results_dir:", "percentages:", "repeats:", "cuts:", "device:",
+              "seed:", "source_dataset:", "target_dataset:", "class_split:", "pre_train_classes:",
+              "fine_tune_classes:", "overrides:")
+    for path in STUDY_NOTEBOOKS:
+        source = _parameters_cell(path).source
+        assert all(line in source for line in shared), path
+        has_protocol = path.stem != "protocol_sensitivity"  # its variants set protocol and lr_grid
+        assert ("protocol: Optional[str] = None" in source) == has_protocol, path
+        assert ("lr_grid: Optional[list[float]] = None" in source) == has_protocol, path
+
+
+@pytest.mark.parametrize("path", STUDY_NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_study_config_takes_the_checked_parameters(path):
+    """``params = check_parameters(globals())`` then ``study_config(params)``: every parameter named like a
+    StudyConfig field reaches the config, a protocol typo is refused before anything runs."""
+    from functions.engine.config import ConfigError
+    from functions.notebook import check_parameters, study_config
+
+    namespace = _parameter_namespace(path)
+    namespace.update(profile="cpu", seed="3", percentages="[0.001, 0.01]")
+    if "protocol" in namespace:
+        namespace.update(protocol="original", lr_grid="[]")
+    params = check_parameters(namespace, injected={"profile", "seed", "percentages", "protocol", "lr_grid"}
+                              & set(namespace))
+    assert "DATASET_SHAPES" not in params and not any(name.startswith("_") for name in params)
+    cfg = study_config(params)
+    assert cfg.seed == 3 and cfg.percentages == [0.001, 0.01]
+    assert cfg.repeats == [16, 16]  # the cpu profile's rule for these fractions
+    if "protocol" in params:
+        assert cfg.protocol == "original" and cfg.lr_grid is None  # []: one learning rate, no tuning
+        with pytest.raises(ConfigError, match=r"protocol 'realisitc' is unknown; allowed: \['original'"):
+            study_config({**params, "protocol": "realisitc"})
+
+
+def test_unknown_parameter_lists_only_parameters():
+    from functions.notebook import ParameterError, check_parameters
+
+    namespace = _parameter_namespace(REPO / "MNIST" / "empirical_experiment.ipynb")
+    namespace["percentage"] = [0.1]
+    with pytest.raises(ParameterError) as caught:
+        check_parameters(namespace, injected={"percentage"})
+    message = str(caught.value)
+    allowed = message.split("allowed: ")[1]
+    assert "['percentage']" in message and "'percentages'" in allowed and "'protocol'" in allowed
+    assert "DATASET_SHAPES" not in allowed and "_declared" not in allowed
+    assert caught.value._render_traceback_() == [f"ParameterError: {message}"]  # one line in the kernel
+
+
+def test_injected_names_come_from_papermills_cell():
+    from functions.notebook import injected_names
+
+    history = ["", "import os", 'profile: str = "cpu"', '# Parameters\npercentage = [0.1]\nprofile = "smoke"\n',
+               "params = check_parameters(globals())"]
+    assert injected_names({"_ih": history}) == {"percentage", "profile"}
+    assert injected_names({}) == set()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_help_notebook_lists_parameters_only(path):
+    """``papermill --help-notebook`` lists what the parameters cell assigns: no internal names."""
+    translators = pytest.importorskip("papermill.translators")
+    names = [p.name for p in translators.PythonTranslator.inspect(_parameters_cell(path))]
+    assert names and not [n for n in names if n.startswith("_")], names
+    if path in STUDY_NOTEBOOKS and path.stem != "protocol_sensitivity":
+        assert {"protocol", "lr_grid", "percentages", "repeats"} <= set(names)
+
+
+def test_bad_values_say_what_the_parameter_takes():
+    from typing import Optional, Union
+
+    from functions.notebook import ParameterError, coerce_parameter, study_config
+
+    with pytest.raises(ParameterError, match=r"percentages: expected list\[float\] or None, got '0.5%' "
+                                             r"\(fractions of the fine-tuning data in \(0, 1\]"):
+        coerce_parameter("percentages", "0.5%", Optional[list[float]])
+    with pytest.raises(ParameterError, match="one int for every fraction"):
+        coerce_parameter("repeats", "many", Optional[Union[int, list[int]]])
+    with pytest.raises(ParameterError, match=r"outside the allowed range \(0, 1\]"):
+        study_config("cpu", percentages=[0.5, 50.0])
+    with pytest.raises(ParameterError, match=r"repeats has 3 values but percentages has 2: pass one int"):
+        study_config("cpu", percentages=[0.001, 0.01], repeats=[16, 16, 8])
+    one = study_config("cpu", percentages=[0.001, 0.5], repeats=4)
+    assert one.repeats == 4  # one value applies to whatever fractions are given
+    assert study_config("cpu", percentages=[0.005, 0.5]).repeats == [16, 8]  # the profile's nearest fraction
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"percentage": [0.1]}, "unknown notebook parameter"),
+    ({"protocol": "realisitc"}, "protocol 'realisitc' is unknown"),
+])
+def test_bad_parameter_stops_papermill_with_one_line(tmp_path, parameters, message):
+    """papermill shows the failed cell's error: our one-line message, no traceback through functions/."""
+    papermill = pytest.importorskip("papermill")
+    nb = REPO / "MNIST" / "empirical_experiment.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError, match=message) as caught:
+        papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+                                   parameters={"profile": "smoke", **parameters},
+                                   progress_bar=False, kernel_name="python3")
+    assert caught.value.ename == "ParameterError"
+    assert len(caught.value.traceback) == 1 and message in caught.value.traceback[0]
+
+
+# ----------------------------------------------------------------------------- JupyterLab's format (issue 21)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_notebooks_are_stored_as_jupyterlab_saves_them(path):
+    """Opening a notebook in JupyterLab and letting it autosave changes no byte: the server writes
+    ``nbformat.write(nb)`` of what it read, and the metadata holds what JupyterLab sets on opening it."""
+    import io
+
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    saved = io.StringIO()
+    nbformat.write(nb, saved, version=nbformat.NO_CONVERT)  # jupyter_server's FileContentsManager._save_notebook
+    assert saved.getvalue() == text
+    assert nb.metadata["kernelspec"] == {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                         "name": "python3"}
+    assert nb.metadata["language_info"]["pygments_lexer"] == "ipython3"
+    assert build_notebooks.format_problems(path) == []
+    assert "papermill" not in nb.metadata and "widgets" not in nb.metadata  # nothing that changes per render
+
+
+def test_a_rendered_notebook_is_normalised(tmp_path):
+    """What papermill writes (run metadata, widget state, no final newline) becomes JupyterLab's format with
+    the outputs kept; a second pass writes nothing."""
+    nb = build_notebooks.build("example_visualizations", {})
+    nb.metadata["papermill"] = {"duration": 1.5}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nb.metadata["kernelspec"]["display_name"] = "Python 3"
+    cell = nb.cells[-1]
+    cell.metadata["papermill"] = {"duration": 0.1}
+    cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/plain": "Results explorer over 3 results folder(s)",
+        build_notebooks.WIDGET_VIEW: {"model_id": "abc", "version_major": 2, "version_minor": 0}})]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(nbformat.writes(nb), encoding="utf-8")  # no final newline, as papermill writes
+    assert build_notebooks.format_problems(path)
+    build_notebooks.strip_injected(path)
+    assert build_notebooks.format_problems(path) == []
+    again = nbformat.read(path, as_version=4)
+    assert again.cells[-1].outputs[0]["data"] == {"text/plain": "Results explorer over 3 results folder(s)"}
+    assert not build_notebooks.write_notebook(again, path)  # unchanged: not rewritten

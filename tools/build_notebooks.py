@@ -81,8 +81,7 @@ def _line(code: str, comment: str) -> str:
 
 
 def study_parameters(folder_lines: list[str], results: str = "results", protocol: bool = True,
-                     percentages: str = "the profile's, e.g. [0.001, 0.01, 0.1]",
-                     repeats: str = "the profile's for these fractions") -> list[str]:
+                     percentages: str = "the profile's", repeats: str = "the profile's") -> list[str]:
     """The parameters every study notebook shares, as lines of its parameters cell: ``functions.notebook.
     study_config`` turns them into the StudyConfig (a parameter named like a config field sets that field).
     ``protocol=False`` leaves out ``protocol``/``lr_grid`` (a notebook that runs several protocols)."""
@@ -91,16 +90,13 @@ def study_parameters(folder_lines: list[str], results: str = "results", protocol
         _line("data_root: Optional[str] = None", "None: $TL_STUDY_DATA, else ./data"),
         _line("results_dir: Optional[str] = None", f"None: {results}/ (smoke runs: {results}/smoke/)"),
         _line("percentages: Optional[list[float]] = None", f"fractions in (0, 1]; None: {percentages}"),
-        _line("repeats: Optional[Union[int, list[int]]] = None",
-              f"one int, or one per fraction; None: {repeats}"),
+        _line("repeats: Optional[Union[int, list[int]]] = None", f"an int, or one per fraction; None: {repeats}"),
         _line("cuts: Optional[list[int]] = None", "None: every cut 0..number of blocks"),
     ]
     if protocol:
         lines += [
-            _line("protocol: Optional[str] = None",
-                  'fine-tuning: "original", "steps" or "realistic"; None: the profile\'s (README "Protocols")'),
-            _line("lr_grid: Optional[list[float]] = None",
-                  "rates each arm picks from on its validation split; None: the profile's; []: one rate"),
+            _line("protocol: Optional[str] = None", '"original", "steps" or "realistic"; None: the profile\'s'),
+            _line("lr_grid: Optional[list[float]] = None", "lr each arm picks from; None: the profile's; []: one lr"),
         ]
     lines += [
         _line('device: str = "cpu"', '"cpu", "cuda" or "auto"'),
@@ -126,8 +122,7 @@ TARGETS: dict[str, dict[str, dict]] = {
     "visualizations": {f"{folder}/visualizations.ipynb": {"title": FOLDERS[folder][0]} for folder in FOLDERS},
     "protocol_sensitivity": {
         path: _values(title, lines, results="results/protocols", protocol=False,
-                      percentages="[0.001, 0.01, 0.1] (smoke: the profile's)",
-                      repeats="16 below 5 %, else 8 (smoke: the profile's)")
+                      percentages="[0.001, 0.01, 0.1] (smoke: the profile's)", repeats="16 below 5 %, else 8")
         for path, (title, lines) in (("MNIST/protocol_sensitivity.ipynb", FOLDERS["MNIST"]),
                                      ("cross_domain/protocol_sensitivity.ipynb", FASHION_TO_MNIST))},
     "example_visualizations": {"example_visualizations.ipynb": {}},

@@ -22,7 +22,7 @@ from functions.analysis import protocols, stats, transfer_conditions
 from functions.analysis.findings_format import (cut_number, effect_cells, fraction_text, md_table, number,
                                                  p_clause, p_text, percent, points)
 from functions.analysis.results import arm_sort_key, load_clustering, load_results
-from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI
+from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI, arm_signature
 from functions.engine.protocols import DEFAULT_VARIANT, PROTOCOL_VARIANTS
 
 ALPHA = 0.05
@@ -153,8 +153,8 @@ def protocol_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) 
     section.tables["gains"], section.tables["shift"] = gains, shift
     section.add(f"Test: {FAMILY_VS_BASELINE}, computed separately for each protocol (the baseline is the "
                 "from-scratch run of the same protocol). Gain shift: Wilcoxon signed-rank on the per-repeat "
-                "change of a cut's paired gain between two protocols, Holm over every (fraction, cut) of "
-                "one study.", "")
+                "change of a cut's paired gain between two protocols, Holm over every comparison, fraction "
+                "and cut of one study (the verdict draws on all of them).", "")
     for study, rows in gains.groupby("study", sort=True):
         deepest = max(rows["arm"], key=cut_number)
         smallest = rows["fraction"].min()
@@ -186,6 +186,22 @@ def protocol_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) 
             section.add(f"Gain shift {comparison} (paired by repeat):")
             section.table(f"shift {study} {comparison}", s, pd.DataFrame({
                 "fraction": s["fraction"].map(fraction_text), "cut": s["arm"], "n pairs": s["n_pairs"].astype(str),
+                **effect_cells(s, diff="median_shift", label="shift (points)")}))
+    split = protocols.protocol_vs_data_shifts(df, alpha=ALPHA)
+    section.tables["protocol vs data"] = split
+    if len(split):
+        section.add("### Protocol or fewer training images?", "",
+                    "`realistic` trains on 80 % of the labelled subset, so its shift from `original` mixes a "
+                    "fairer budget with fewer training images. The steps below separate them: protocols that "
+                    "train on the same images (original → steps → fixed budget) and the cost of carving "
+                    "validation out of them (fixed budget → realistic). Paired by repeat; exact signed-rank "
+                    "test, Holm over every step, fraction and cut of one study.", "")
+        for study, s in split.groupby("study", sort=True):
+            s = s.assign(_c=s["arm"].map(cut_number)).sort_values(["fraction", "_c"], kind="stable")
+            section.add(f"**{study}**")
+            section.table(f"protocol vs data {study}", s, pd.DataFrame({
+                "step": s["kind"] + ": " + s["comparison"], "fraction": s["fraction"].map(fraction_text),
+                "cut": s["arm"], "n pairs": s["n_pairs"].astype(str),
                 **effect_cells(s, diff="median_shift", label="shift (points)")}))
     section.add("### Training budget actually used", "",
                 "Medians over runs; steps are optimizer steps, best step the step of the kept state; "
@@ -293,6 +309,7 @@ def ft_vs_fr_table(df: pd.DataFrame, n_boot: int, seed: int, a: str = "FT", b: s
     """``a`` − ``b`` at the same cut, paired by repeat: Δ with bootstrap CI (:func:`stats.effect_vs_baseline`),
     Wilcoxon p (:func:`stats.paired_tests`), Holm over the cuts of one (study, fraction)."""
     rows = df[df["condition"].isin([a, b]) & (df["cut"] >= 0)]
+    rows = rows[~rows["cut"].isin(identical_cuts(rows, a, b))]  # one arm under two names: nothing to test
     by = ["study", "fraction", "cut"]
     effect = stats.effect_vs_baseline(rows, arm_col="condition", baseline=b, by=by, n_boot=n_boot, seed=seed,
                                       alpha=ALPHA)
@@ -307,6 +324,14 @@ def ft_vs_fr_table(df: pd.DataFrame, n_boot: int, seed: int, a: str = "FT", b: s
     return out.sort_values(by).reset_index(drop=True)
 
 
+def identical_cuts(df: pd.DataFrame, a: str = "FT", b: str = "FR") -> list[int]:
+    """Cuts at which ``a`` and ``b`` are the same network and training (``arm_signature``), e.g. FT and FR
+    at the last cut: the same runs, never a comparison."""
+    n_blocks = int(df["cut"].max()) if len(df) else 0
+    return [k for k in sorted(set(df["cut"])) if k >= 0
+            and arm_signature(a, int(k), n_blocks) == arm_signature(b, int(k), n_blocks)]
+
+
 def ft_vs_fr_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) -> Section:
     section = Section("Truncation vs re-initialisation (FT vs FR) at the same cut")
     df = load_results(*paths)
@@ -318,6 +343,11 @@ def ft_vs_fr_section(paths: Sequence[Path], root: Path, n_boot: int, seed: int) 
         section.add("No FT and FR rows to compare.")
         return section
     table = ft_vs_fr_table(df, n_boot, seed)
+    same = identical_cuts(df[df["condition"].isin(["FT", "FR"])])
+    if same:
+        section.add(f"FT and FR at cut {', '.join(map(str, same))} are one arm (the same network and training: "
+                    "nothing after the cut to remove or re-initialise); it is shown once and left out of the tests.",
+                    "")
     for study, rows in table.groupby("study", sort=True):
         parts = []
         for fraction, at in rows.groupby("fraction", sort=True):
@@ -682,10 +712,14 @@ def render(sections: Sequence[Section], root: str | Path, n_boot: int, seed: int
         head += ["", f"The stores were read from the working tree, which differed from that commit in "
                      f"{len(changed)} store file(s) (uncommitted rows): {', '.join(f'`{c}`' for c in changed)}."]
     head += ["", "**Conventions.** Δ is the median over repeats of the paired difference (arm − reference, "
-             "same `repeat` = same training subset), in percentage points of test accuracy; the 95 % CI is a "
-             f"percentile bootstrap of that median ({n_boot} resamples, seed {seed}); p-values are two-sided "
-             "Wilcoxon signed-rank tests on the paired differences, Holm-corrected over the family named in "
-             f"each section; ✓ marks Holm p < {ALPHA:g}. Only repeats present in both arms are paired "
-             "(`n pairs`).", "", "**Sections.**", ""]
+             "same `repeat` = same training subset), in percentage points of test accuracy. p-values are "
+             "two-sided exact Wilcoxon signed-rank tests on the paired differences (zero differences ranked "
+             "with the others, then dropped — Pratt; midranks for ties; every sign pattern enumerated up to 20 "
+             "nonzero differences, a seeded Monte-Carlo beyond), Holm-corrected over the family named in each "
+             f"section; ✓ marks Holm p < {ALPHA:g}. The 95 % CI is the interval that matches the test: the "
+             "exact Wilcoxon-inverted interval of the Hodges–Lehmann shift (median of the Walsh averages; its "
+             "achieved level is at least 95 %), \"n too small\" below 6 pairs. Only repeats present in both "
+             "arms are paired (`n pairs`). Descriptive intervals of single medians (clustering) are percentile "
+             f"bootstraps ({n_boot} resamples, seed {seed}).", "", "**Sections.**", ""]
     head += [f"{i}. {s.title}" for i, s in enumerate(sections, 1)]
     return "\n".join(head) + "\n\n" + "\n".join(s.markdown() for s in sections)

@@ -53,7 +53,10 @@ def mark(significant) -> str:
 def effect_cells(t: pd.DataFrame, diff: str = "median_diff", low: str = "low", high: str = "high",
                  p_holm: str = "p_holm", significant: str = "significant", label: str = "Δ (points)") -> dict:
     """Formatted Δ, 95 % CI, Holm p and ✓ columns of an effect table."""
-    return {label: t[diff].map(points), "95 % CI": [ci_text(lo, hi) for lo, hi in zip(t[low], t[high])],
+    notes = t["ci_note"] if "ci_note" in t else pd.Series(None, index=t.index)
+    cis = [note if isinstance(note, str) and not np.isfinite(lo) else ci_text(lo, hi)
+           for lo, hi, note in zip(t[low], t[high], notes)]
+    return {label: t[diff].map(points), "95 % CI": cis,
             "Holm p": t[p_holm].map(p_text),
             "✓": t[significant].map(lambda v: mark(v) if isinstance(v, (bool, np.bool_)) else "")}
 

@@ -57,9 +57,11 @@ def gain_shift(df: pd.DataFrame, reference: str = "original", other: str = "real
     """How much a cut's gain changes from the ``reference`` protocol to ``other``, paired by repeat.
 
     Per (study, fraction, arm) and repeat r: shift(r) = gain_other(r) − gain_reference(r), where
-    gain(r) = accuracy(arm, r) − accuracy(baseline, r) under that protocol. Columns: n_pairs,
-    median_shift (accuracy), low/high (bootstrap CI), p (Wilcoxon), p_holm (Holm over every
-    (fraction, arm) of one study), significant.
+    gain(r) = accuracy(arm, r) − accuracy(baseline, r) under that protocol. Columns: n_pairs, n_effective
+    (nonzero shifts), median_shift (accuracy), hl_estimate with low/high (its exact Wilcoxon-inverted
+    interval; NaN and ``ci_note`` "n too small" below 6 pairs), ci_level, p (exact signed-rank test),
+    p_holm (Holm over every (fraction, arm) of one study), significant. ``n_boot``/``seed`` are unused
+    (kept for callers of the bootstrap version).
     """
     cols = ["study", "fraction", "arm", "repeat"]
     parts = {}
@@ -76,9 +78,11 @@ def gain_shift(df: pd.DataFrame, reference: str = "original", other: str = "real
     records = []
     for (study, fraction, arm), rows in shift.groupby(["study", "fraction", "arm"], sort=True):
         diffs = rows["shift"].to_numpy(float)
-        estimate, low, high = stats.bootstrap_median(diffs, n_boot, seed, key=(study, fraction, arm))
+        test, hl = stats.signed_rank_test(diffs), stats.hodges_lehmann(diffs)
         records.append({"study": study, "fraction": fraction, "arm": arm, "n_pairs": diffs.size,
-                        "median_shift": estimate, "low": low, "high": high, "p": stats.wilcoxon_p(diffs)[1]})
+                        "n_effective": test["n_effective"], "median_shift": float(np.median(diffs)),
+                        "hl_estimate": hl["estimate"], "low": hl["low"], "high": hl["high"],
+                        "ci_level": hl["achieved"], "ci_note": hl["note"], "p": test["p"]})
     out = pd.DataFrame(records)
     if out.empty:
         return out
@@ -89,15 +93,44 @@ def gain_shift(df: pd.DataFrame, reference: str = "original", other: str = "real
 
 
 def gain_shifts(df: pd.DataFrame, reference: str = "original", others: Iterable[str] | None = None,
-                **kwargs) -> pd.DataFrame:
+                alpha: float = 0.05, **kwargs) -> pd.DataFrame:
     """:func:`gain_shift` from ``reference`` to each of ``others`` (default: the fair variants) that is
-    present, one table (column ``comparison``); Holm runs within each comparison."""
+    present, one table (column ``comparison``). Holm runs jointly over every comparison, fraction and arm
+    of one study: the verdict draws on all of them, so they are one family."""
     present = set(df["protocol_variant"])
     others = FAIR_VARIANTS if others is None else tuple(others)
     if reference not in present:
         return pd.DataFrame()
-    parts = [gain_shift(df, reference, other, **kwargs) for other in others if other in present]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return _joint_holm([gain_shift(df, reference, other, alpha=alpha, **kwargs)
+                        for other in others if other in present], alpha)
+
+
+# Steps between protocols that train on the same images (the budget and where validation comes from),
+# then the one step that carves validation out of the labelled images (fewer training images).
+SAME_IMAGES = (("original", "steps"), ("steps", "fixed budget"))
+CARVING = (("fixed budget", "realistic"),)
+
+
+def protocol_vs_data_shifts(df: pd.DataFrame, alpha: float = 0.05, **kwargs) -> pd.DataFrame:
+    """``realistic`` − ``original`` split in two: shifts between protocols that train on the same images
+    (:data:`SAME_IMAGES`) and the cost of carving validation from them (:data:`CARVING`); column ``kind``
+    says which. Holm jointly over every step, fraction and arm of one study."""
+    present = set(df["protocol_variant"])
+    parts = [gain_shift(df, ref, other, alpha=alpha, **kwargs).assign(kind=kind)
+             for kind, steps in (("same images", SAME_IMAGES), ("carved validation", CARVING))
+             for ref, other in steps if {ref, other} <= present]
+    return _joint_holm(parts, alpha)
+
+
+def _joint_holm(parts: list[pd.DataFrame], alpha: float) -> pd.DataFrame:
+    """Concatenated shift tables with Holm recomputed over all rows of one study."""
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    out["p_holm"] = out.groupby("study")["p"].transform(lambda p: pd.Series(stats.holm(p), index=p.index))
+    out["significant"] = out["p_holm"] < alpha
+    return out
 
 
 def budget_table(df: pd.DataFrame) -> pd.DataFrame:

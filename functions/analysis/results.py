@@ -27,7 +27,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from functions.engine.conditions import BASELINE_FLAGS, condition_flags, condition_name
+from functions.engine.conditions import (BASELINE_FLAGS, condition_flags, condition_name, equivalent_arms,
+                                        ordered_conditions)
 from functions.engine.schema import ROW_COLUMNS
 
 EXTRA_COLUMNS = ["arm", "source"]
@@ -379,6 +380,45 @@ def with_settings(df: pd.DataFrame) -> pd.DataFrame:
     else:
         df = _settings_of(df)
     return df.assign(lr_setting=lr_setting(df)) if "lr" in df.columns else df
+
+
+def merge_equivalent_arms(df: pd.DataFrame, n_blocks: int | None = None) -> pd.DataFrame:
+    """One arm per network-and-training: (condition, cut) pairs with the same
+    :func:`~functions.engine.conditions.arm_signature` (e.g. FR, FT, AnB at the last cut and ``head_only``)
+    are the same runs under several names. Their rows are kept once, under the first name in the study's
+    order (baseline first), with column ``same_as`` listing every name (``"FR cut 4 = FT cut 4"``); rows
+    of arms without a twin get ``same_as`` None. ``n_blocks``: default, per study, the largest cut present.
+    """
+    if df.empty or "condition" not in df:
+        return df.assign(same_as=None)
+    parts = []
+    for _, rows in df.groupby("study", sort=False) if "study" in df else [(None, df)]:
+        blocks = n_blocks if n_blocks is not None else int(max(0, rows["cut"].max()))
+        order = ["baseline"] + [c for c in ordered_conditions(rows["condition"]) if c != "baseline"]
+        present = sorted({(c, int(k)) for c, k in zip(rows["condition"], rows["cut"])},
+                         key=lambda a: (order.index(a[0]), a[1]))
+        rows = rows.assign(same_as=None)
+        for group in equivalent_arms(present, blocks):
+            if len(group) < 2:
+                continue
+            (keep_c, keep_k), others = group[0], group[1:]
+            label = " = ".join(_arm_text(c, k) for c, k in group)
+            is_kept = (rows["condition"] == keep_c) & (rows["cut"] == keep_k)
+            twins = pd.Series(False, index=rows.index)
+            for c, k in others:
+                twins |= (rows["condition"] == c) & (rows["cut"] == k)
+            # a repeat only a twin ran is still that arm's run: keep it under the first name
+            kept_runs = set(zip(rows.loc[is_kept, "fraction"], rows.loc[is_kept, "repeat"]))
+            extra = twins & np.array([run not in kept_runs for run in zip(rows["fraction"], rows["repeat"])])
+            extra_rows = rows[extra].drop_duplicates(["fraction", "repeat"]).assign(condition=keep_c, cut=keep_k)
+            rows = pd.concat([rows[~twins], extra_rows])
+            rows.loc[(rows["condition"] == keep_c) & (rows["cut"] == keep_k), "same_as"] = label
+        parts.append(rows)
+    return pd.concat(parts).sort_index(kind="stable")
+
+
+def _arm_text(condition: str, cut: int) -> str:
+    return "baseline" if condition == "baseline" else f"{condition} cut {cut}"
 
 
 def lr_setting(df: pd.DataFrame) -> pd.Series:

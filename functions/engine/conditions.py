@@ -261,3 +261,31 @@ for _name, _freeze, _source, _text in (
         ("shuffled_FR", True, "shuffled", "blocks [0,k) with each pretrained layer's weights permuted "
                                           "(same values, no structure), frozen; later blocks re-initialised")):
     register_condition(Condition(_name, freeze=_freeze, reinit=True, source=_source, description=_text))
+
+
+# ----------------------------------------------------------------------------- one arm, one place
+def arm_signature(condition: str, cut: int, n_blocks: int) -> tuple:
+    """What a run of ``condition`` at ``cut`` trains, block by block, from the registry alone: per block
+    ``("fresh",)``, ``(source, "frozen")``, ``(source, "trained")`` or ``("removed",)``; the head is always
+    new. Two arms with the same signature are the same network and training (e.g. FR, F, FT, AnB and
+    ``head_only`` at the last cut), so their runs are one arm with several names.
+    """
+    if condition == "baseline" or cut == -1:
+        return tuple(("fresh",) for _ in range(n_blocks))
+    cond = CONDITIONS[condition]
+    if cond.builder is surgical_model:
+        return tuple((cond.source, "trained" if j == cut else "frozen") for j in range(n_blocks))
+    if cond.builder is not None:  # a custom builder: only itself is known to be itself
+        return (("custom", condition, cut),)
+    kept = (cond.source, "frozen" if cond.freeze else "trained")
+    after = ("removed",) if cond.truncate else ("fresh",) if cond.reinit else (cond.source, "trained")
+    blocks = tuple(kept if j < cut else after for j in range(n_blocks))
+    return tuple(b for b in blocks if b != ("removed",))
+
+
+def equivalent_arms(arms: list[tuple[str, int]], n_blocks: int) -> list[list[tuple[str, int]]]:
+    """``arms`` ((condition, cut) pairs) grouped by :func:`arm_signature`, each group in the given order."""
+    groups: dict[tuple, list[tuple[str, int]]] = {}
+    for condition, cut in arms:
+        groups.setdefault(arm_signature(condition, cut, n_blocks), []).append((condition, cut))
+    return list(groups.values())
