@@ -302,7 +302,29 @@ def transfer_section(title: str, paths: Sequence[Path], root: Path, condition: s
         section.add(reading(table, study), "")
         section.table(f"{condition} {study}", rows, summary_shown(rows))
         section.add(*power_lines(rows, ["fraction"]))
+    budget_lines(section, df[df["condition"].isin([condition, "baseline"])])
     return section
+
+
+def budget_lines(section: Section, df: pd.DataFrame) -> None:
+    """The step budget per fraction (does it suit every fraction?): :func:`protocols.budget_check`."""
+    check = protocols.budget_check(df.assign(protocol_variant=protocols.protocol_variant(df)))
+    if check.empty:
+        return
+    section.tables["budget check"] = check
+    per = check.groupby(["study", "protocol_variant", "fraction"], sort=True).agg(
+        runs=("runs", "sum"), images=("train_images", "median"), cap=("step_cap", "max"),
+        steps=("median_steps", "median"), most=("max_steps_taken", "max"), at_cap=("ended_at_cap", "sum"),
+        improving=("still_improving", "sum")).reset_index()
+    section.add("Step budget per fraction (every arm): the cap is `max(max_steps, max_epochs passes)`; "
+                "`ended at cap` counts runs stopped by it, `still improving` those whose last evaluation was "
+                "their best.", "")
+    section.table("budget per fraction", per, pd.DataFrame({
+        "study": per["study"], "protocol": per["protocol_variant"], "fraction": per["fraction"].map(fraction_text),
+        "runs": per["runs"].astype(int).astype(str), "train images (median)": per["images"].map(lambda v: f"{v:g}"),
+        "step cap": per["cap"].map(lambda v: f"{v:g}"), "median steps": per["steps"].map(lambda v: f"{v:g}"),
+        "most steps": per["most"].map(lambda v: f"{v:g}"), "ended at cap": per["at_cap"].astype(int).astype(str),
+        "still improving": per["improving"].astype(int).astype(str)}))
 
 
 def ft_vs_fr_table(df: pd.DataFrame, n_boot: int, seed: int, a: str = "FT", b: str = "FR") -> pd.DataFrame:

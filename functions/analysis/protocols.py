@@ -354,3 +354,33 @@ def summary_frame(gains: pd.DataFrame, arms: Iterable[str] | None = None) -> pd.
     wide = rows.assign(cell=cell).pivot_table(index=["study", "fraction", "arm"], columns="protocol_variant",
                                               values="cell", aggfunc="first")
     return wide[[v for v in VARIANT_ORDER if v in wide.columns]]
+
+
+def budget_check(df: pd.DataFrame) -> pd.DataFrame:
+    """Does the step budget suit every fraction? Per (study, protocol, fraction, arm) of step-protocol rows:
+    runs, the largest allowed steps (``training.step_budget`` of each run's own training images), median
+    steps taken, runs that ended at that cap, and of those the runs whose last evaluation was still their
+    best (``best_step == steps``: stopped while improving). Empty when no row used a step protocol."""
+    from functions.engine.training import step_budget
+
+    need = {"steps", "best_step", "n_train", "max_steps", "eval_every", "batch_size"}
+    rows = df[df["protocol_variant"].isin([v for v in VARIANT_ORDER if v != "original"])] if need <= set(df) else df.iloc[:0]
+    rows = rows.dropna(subset=list(need))
+    if rows.empty:
+        return pd.DataFrame()
+    cap = [step_budget(int(n), int(b), int(m), int(e), _int_or_none(me), _int_or_none(ev))[0]
+           for n, b, m, e, me, ev in zip(rows["n_train"], rows["batch_size"], rows["max_steps"], rows["eval_every"],
+                                         rows.get("max_epochs", pd.Series(None, rows.index)),
+                                         rows.get("evals_per_epoch", pd.Series(None, rows.index)))]
+    rows = rows.assign(cap=cap, at_cap=lambda d: d["steps"] >= d["cap"],
+                       improving=lambda d: (d["steps"] >= d["cap"]) & (d["best_step"] >= d["steps"]))
+    keys = ["study", "protocol_variant", "fraction"] + (["condition"] if "condition" in rows else []) + ["arm"]
+    table = rows.groupby(keys, sort=True).agg(
+        runs=("steps", "size"), train_images=("n_train", "median"), step_cap=("cap", "median"),
+        median_steps=("steps", "median"), max_steps_taken=("steps", "max"), ended_at_cap=("at_cap", "sum"),
+        still_improving=("improving", "sum"))
+    return table.reset_index()
+
+
+def _int_or_none(value) -> int | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else int(value)

@@ -108,13 +108,18 @@ class LocalPool:
             fh.write(blob)
         try:
             return run_tasks(study, tasks, lambda batch: self._executor().submit(run_batch, key, batch, path),
-                             f"{self.n_workers} worker processes", progress, restart=self._restart,
+                             self.where, progress, restart=self._restart,
                              n_workers=self.n_workers)
         except BaseException:
             self.close(kill=True)  # interrupted: stop the workers now rather than after their current task
             raise
         finally:
             Path(path).unlink(missing_ok=True)
+
+    @property
+    def where(self) -> str:
+        """Where this executor trains, for progress lines: ``2 worker processes``."""
+        return f"{self.n_workers} worker processes"
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers."""
