@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from functions.analysis import findings, protocols, stats
+from functions.analysis import findings, findings_format, protocols, stats
 from functions.analysis.results import load_results
 from functions.engine.conditions import condition_flags
 from functions.engine.schema import results_row
@@ -241,11 +241,11 @@ def test_check_marks_exactly_where_significant(synthetic):
             computed = section.tables[name]
             flag = "significant" if "significant" in computed else "significant_vs_baseline"
             assert list(shown["✓"]) == ["✓" if v is True or v is np.True_ else "" for v in computed[flag]], name
-            assert findings.md_table(shown) in text
+            assert findings_format.md_table(shown) in text
             checked += 1
     assert checked >= 4
     # every ✓ of the document sits in a printed table (wide summaries included) or a sentence
-    cells = sum(findings.md_table(t).count("✓") for sec in sections.values() for t in sec.shown.values())
+    cells = sum(findings_format.md_table(t).count("✓") for sec in sections.values() for t in sec.shown.values())
     counts = sum(line.count(" ✓") for line in text.splitlines() if not line.startswith("|"))
     assert text.count("✓") == cells + counts
 

@@ -78,8 +78,25 @@ def test_describe_setting_names_study_condition_architecture_and_lr():
 
 
 def test_fraction_label():
-    assert figures.fraction_label(0.001) == "0.1%"
-    assert figures.fraction_label(1.0) == "100%"
+    assert figures.fraction_label(0.001) == "0.1 %"  # as the tables and the findings write it
+    assert figures.fraction_label(1.0) == "100 %"
+
+
+def test_describe_setting_names_protocol_and_repeats():
+    """Every figure's title says the protocol its runs were trained under and the repeats per fraction."""
+    df = results_frame(repeats=8)
+    assert "protocol original | 8 repeats" in figures.describe_setting(df)  # rows without a label: original
+    tuned = df.assign(protocol_variant="realistic, tuned lr", lr_grid=[[3e-4, 1e-3]] * len(df))
+    uneven = tuned[~((tuned.fraction == 1.0) & (tuned.repeat >= 4))]
+    text = figures.describe_setting(uneven)
+    assert "protocol realistic, tuned lr | repeats 8/8/4" in text
+    assert "lr 0.001" not in text  # a tuned rate is an outcome, named by the protocol
+
+
+def test_titles_wrap_to_the_figure_and_keep_study_names_whole():
+    name = "FashionMNIST[0,1,2,3,4,6,8]->FashionMNIST[5,7,9]"
+    assert figures.wrap_to_width(name, 2.0, 10).split("\n") == ["FashionMNIST[0,1,2,3,4,6,8]->", "FashionMNIST[5,7,9]"]
+    assert figures.wrap_to_width("short", 5.0) == "short"
 
 
 # ----------------------------------------------------------------------------- box_by_cut
@@ -93,7 +110,7 @@ def test_box_by_cut_one_panel_per_fraction_and_significance_vs_baseline():
     fig = figures.box_by_cut(df)
     assert len(fig.axes) == 3
     assert STUDY in fig._suptitle.get_text() and "FR" in fig._suptitle.get_text()
-    assert [ax.get_title() for ax in fig.axes] == ["fraction 1%", "fraction 10%", "fraction 100%"]
+    assert [ax.get_title() for ax in fig.axes] == ["fraction 1 %", "fraction 10 %", "fraction 100 %"]
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["base", "0", "2"]
     colors = _box_colors(ax)
@@ -165,7 +182,7 @@ def test_box_by_cut_fractions_and_conditions_make_the_grid():
     fig = figures.box_by_cut(df, fractions=[0.1, 1.0])
     assert len(fig.axes) == 4  # 2 conditions × 2 fractions
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[0] == "FR · fraction 10%" and titles[2] == "FT · fraction 10%"
+    assert titles[0] == "FR · fraction 10 %" and titles[2] == "FT · fraction 10 %"
     with pytest.raises(ValueError, match="fractions"):
         figures.box_by_cut(df, fractions=[0.3])
 
@@ -218,7 +235,9 @@ def test_diff_to_baseline_matches_paired_effect():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     cut2 = next(line for line in ax.get_lines() if line.get_label() == "cut 2")
-    np.testing.assert_allclose(cut2.get_ydata(), 0.1, atol=0.01)  # effect · cut
+    np.testing.assert_allclose(cut2.get_ydata(), 10, atol=1)  # effect · cut, in points as the table
+    assert "points" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1 %", "10 %", "100 %"]
     zero = [line for line in ax.get_lines() if np.allclose(line.get_ydata(), 0)]
     assert zero
     with pytest.raises(ValueError, match="baseline"):
@@ -234,10 +253,28 @@ def test_heatmap_values_and_relative():
     rel = figures.heatmap(df, relative=True)
     rel_texts = [float(t.get_text()) for t in rel.axes[0].texts]
     assert len(rel_texts) == 3 * 2
-    assert all(abs(v - 0.1) < 0.01 for v in rel_texts[1::2])  # cut 1 column: +0.1
-    assert "minus baseline" in rel._suptitle.get_text()
+    assert all(abs(v - 10) < 1 for v in rel_texts[1::2])  # cut 1 column: +10 points
+    assert "median of the paired differences" in rel._suptitle.get_text()
     with pytest.raises(ValueError, match="stat"):
         figures.heatmap(df, stat="mode")
+
+
+def test_relative_heatmap_shows_the_headlines_paired_estimate():
+    """The median of paired differences is not the difference of medians; the heatmap shows the first, the
+    number of the headline table."""
+    from functions.analysis.tables import delta_table
+
+    rows = []
+    for repeat, (base, cut) in enumerate([(0.50, 0.60), (0.60, 0.58), (0.70, 0.66), (0.80, 0.90), (0.90, 0.85)]):
+        for c, acc in ((-1, base), (1, cut)):
+            rows.append(dict(study="S", condition="baseline" if c == -1 else "FR", fraction=0.1, cut=c,
+                             repeat=repeat, arm=arm_name(c), test_acc=acc, source_dataset="M", target_dataset="M"))
+    df = pd.DataFrame(rows)
+    fig = figures.heatmap(df, relative=True)
+    shown = float(fig.axes[0].texts[0].get_text())
+    assert shown == pytest.approx(-4.0)  # median of (+10, -2, -4, +10, -5); difference of medians: -4 + ... ≠
+    assert delta_table(df).iloc[0, 0].startswith("-4.0")
+    assert "paired" in fig.axes[1].get_ylabel()  # the colour bar says which estimate it is
 
 
 def test_surface3d_has_a_3d_panel_per_condition():
@@ -373,10 +410,10 @@ def test_box_clustering_leaves_out_subsets_below_the_minimum_per_class():
             for f, n in sizes.items() for r in range(3) for layer in ("input", "block0", "head_in")]
     legacy = pd.DataFrame(rows)  # no n_per_class column: estimated as n_samples // 10 (MNIST's classes)
     fig = figures.box_clustering(legacy)
-    assert [ax.get_title() for ax in fig.axes] == ["fraction 10%"]
-    assert "not shown: 0.1%, 1% (< 10 images per class)" in fig._suptitle.get_text()
+    assert [ax.get_title() for ax in fig.axes] == ["fraction 10 %"]
+    assert "not shown: 0.1 %, 1 % (< 10 images per class)" in fig._suptitle.get_text()
     exact = figures.box_clustering(legacy, n_classes=5)  # 1, 9, 97 per class: the same two left out
-    assert [ax.get_title() for ax in exact.axes] == ["fraction 10%"]
+    assert [ax.get_title() for ax in exact.axes] == ["fraction 10 %"]
     assert len(figures.box_clustering(legacy, min_per_class=None).axes) == 3  # opt out
     # the n_per_class column that cluster_study writes decides where present
     written = legacy.assign(n_per_class=legacy["n_samples"] // 5)
@@ -396,7 +433,7 @@ def test_box_clustering_hides_the_shipped_tiny_subsets():
     cdf = pd.read_csv(path)
     fig = figures.box_clustering(cdf[(cdf.model == "pretrained") & (cdf.method == "agglomerative")])
     shown = [ax.get_title() for ax in fig.axes]
-    assert "fraction 0.1%" not in shown and "fraction 1%" not in shown and shown
+    assert "fraction 0.1 %" not in shown and "fraction 1 %" not in shown and shown
 
 
 def test_save_figure_writes_png_and_pdf(tmp_path):
