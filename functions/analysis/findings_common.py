@@ -145,3 +145,20 @@ def power_lines(table: pd.DataFrame, keys: Sequence[str], n_col: str = "n_pairs"
             label = ", ".join(fraction_text(v) if k == "fraction" else str(v) for k, v in zip(keys, key))
             lines.append(f"- {label}: {warning}.")
     return ["Power (no ✓ is possible in these families):", *lines, ""] if lines else []
+
+
+def completeness_line(df: pd.DataFrame) -> str:
+    """Per fraction, the repeats that hold every arm (the pairs every test can use) out of the repeats seen:
+    a grid still running shows fewer."""
+    arms = df.groupby("study")["arm"].nunique().rename("all")  # every arm the study runs, at any fraction
+    per_repeat = df.groupby(["study", "fraction", "repeat"])["arm"].nunique().rename("arms").reset_index()
+    per_repeat = per_repeat.join(arms, on="study").assign(full=lambda d: d["arms"] == d["all"])
+    done = per_repeat.groupby(["study", "fraction"]).agg(repeats=("repeat", "size"),
+                                                         complete=("full", "sum")).reset_index()
+    parts = [f"{int(r.complete)} of {int(r.repeats)} at {fraction_text(r.fraction)}"
+             + ("" if len(done["study"].unique()) == 1 else f" ({r.study})") for r in done.itertuples()]
+    incomplete = (done["complete"] < done["repeats"]).any()
+    return ("Repeats holding every arm: " + ", ".join(parts) + "."
+            + (" Fewer than the repeats seen means the grid is still being computed; its tests use only "
+               "the repeats each pair of arms shares." if incomplete else ""))
+

@@ -9,8 +9,9 @@ import pandas as pd
 
 from functions.analysis import clustering as _clustering
 from functions.analysis import protocols, stats, transfer_conditions
-from functions.analysis.findings_common import (ALPHA, FAMILY_VS_BASELINE, Section, _rel, init_note, power_lines,
-                                                protocol_note, reading, store_line, summary_shown)
+from functions.analysis.findings_common import (ALPHA, FAMILY_VS_BASELINE, Section, _rel, completeness_line,
+                                                init_note, power_lines, protocol_note, reading, store_line,
+                                                summary_shown)
 from functions.analysis.findings_format import effect_cells, fraction_text, number, p_text, percent, points
 from functions.analysis.results import load_clustering, load_results
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI, arm_signature
@@ -25,9 +26,10 @@ def transfer_section(title: str, paths: Sequence[Path], root: Path, condition: s
     df = load_results(*paths)
     section.add(store_line(paths, root, df), "", protocol_note(df), "", init_note(df), "",
                 f"Test: {FAMILY_VS_BASELINE}. Δ = {condition} cut k − from-scratch baseline.", "")
+    own = df[df["condition"].isin([condition, "baseline"])]
+    section.add(completeness_line(own), "")
     # stats.summarize per (study, fraction): medians, CIs, paired Δ, Holm over the cut-vs-baseline family
-    table = stats.summarize(df[df["condition"].isin([condition, "baseline"])], by=("study", "fraction"),
-                            n_boot=n_boot, seed=seed, alpha=ALPHA)
+    table = stats.summarize(own, by=("study", "fraction"), n_boot=n_boot, seed=seed, alpha=ALPHA)
     for study in sorted(table["study"].unique()):
         rows = table[table["study"] == study]
         section.add(reading(table, study), "")
