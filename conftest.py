@@ -19,15 +19,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from functions.engine.datasets import dataset_spec
+
 REPO = Path(__file__).resolve().parent
 FIXTURE_ROOT = REPO / "tests" / "_data"
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _has_files(root: Path, name: str) -> bool:
+    """Whether every file of dataset ``name`` (its record's layout) is under ``root``."""
+    return all(p.exists() for p in dataset_spec(name).files_under(root))
 
 
 def _real_data_root() -> Path | None:
     for candidate in (os.environ.get("TL_STUDY_DATA"), REPO.parent / "shared" / "data"):
-        if candidate and (Path(candidate) / "MNIST" / "raw" / IDX_FILES[0]).exists():
+        if candidate and _has_files(Path(candidate), "MNIST"):
             return Path(candidate).resolve()
     return None
 
@@ -51,26 +56,31 @@ def _digits_as_28px(seed: int):
     return canvas[order], bunch.target[order].astype(np.uint8)
 
 
+# how each IDX-layout fixture differs from MNIST's: another domain with the same shapes and classes
+FIXTURE_DOMAINS = {"MNIST": lambda x: x, "FashionMNIST": lambda x: 255 - x,
+                   "KMNIST": lambda x: x.transpose(0, 2, 1)[:, ::-1]}  # digits rotated: another "script"
+
+
 def write_mnist_fixture(root: Path, name: str, seed: int = 0) -> None:
-    """MNIST-format files under ``root/name/raw`` made from the digits dataset."""
-    raw = root / name / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
+    """Files in the IDX layout of dataset ``name`` (its record's files) under ``root``, made from the
+    digits dataset: 1,438 training and 359 test images of 28×28."""
+    paths = dataset_spec(name).files_under(root)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     x, y = _digits_as_28px(seed)
-    if name == "FashionMNIST":
-        x = 255 - x  # a different domain with the same shapes
+    x = np.ascontiguousarray(FIXTURE_DOMAINS[name](x))
     n_test = len(y) // 5
-    for fname, arr in zip(IDX_FILES, (x[n_test:], y[n_test:], x[:n_test], y[:n_test])):
-        _write_idx(raw / fname, arr)
+    for path, arr in zip(paths, (x[n_test:], y[n_test:], x[:n_test], y[:n_test])):
+        _write_idx(path, arr)
 
 
 def write_cifar_fixture(root: Path, per_batch: int = 200, seed: int = 0) -> Path:
     """A small ``cifar-10-batches-py`` folder: class-specific colour and stripe pattern plus noise."""
-    folder = root / "cifar-10-batches-py"
+    paths = dataset_spec("CIFAR10").files_under(root)
+    folder = paths[0].parent
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     palette = rng.integers(0, 256, size=(10, 3))
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
+    for name in (p.name for p in paths):
         labels = rng.integers(0, 10, size=per_batch)
         yy, xx = np.mgrid[0:32, 0:32]
         images = np.empty((per_batch, 3, 32, 32), np.float32)
@@ -92,11 +102,11 @@ def build_data_root() -> Path:
         target = FIXTURE_ROOT / name
         if target.exists() or target.is_symlink():
             continue
-        if real is not None and (real / name / "raw" / IDX_FILES[0]).exists():
+        if real is not None and _has_files(real, name):
             target.symlink_to(real / name, target_is_directory=True)
         else:
             write_mnist_fixture(FIXTURE_ROOT, name)
-    if not (FIXTURE_ROOT / "cifar-10-batches-py" / "test_batch").exists():
+    if not _has_files(FIXTURE_ROOT, "CIFAR10"):
         write_cifar_fixture(FIXTURE_ROOT)
     return FIXTURE_ROOT
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 
 from functions.engine.config import StudyConfig
-from functions.engine.distributed import available_cores, make_executor
-from functions.engine.study import Study
+from functions.engine.distributed import make_executor
+from functions.engine.pool import available_cores
+from functions.engine.study import IN_PROCESS, Study
 from report import emit  # benchmarks/report.py: this script's folder is on sys.path
 
 CACHE = Path(__file__).resolve().parent / "_cache"
@@ -46,14 +47,14 @@ def timed_grid(cfg: StudyConfig, label: str, make=None) -> tuple[dict, dict]:
     study = Study(cfg.replace(results_dir=str(results)), root=CACHE, verbose=False)
     _ = study.pretrained  # loaded (or pretrained once) before any clock starts
     start = time.perf_counter()
-    executor = make() if make else None
+    executor = make() if make else IN_PROCESS  # the baseline: this process, one run after another
     startup = time.perf_counter() - start
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     try:
         df = study.run(CONDITIONS, progress=True, executor=executor)
     finally:
-        if executor is not None:
+        if make:
             executor.close()
     seconds = time.perf_counter() - start
     timing = {"seconds": round(seconds, 1), "startup_s": round(startup, 1), "runs": len(df),

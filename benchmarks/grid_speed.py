@@ -1,8 +1,8 @@
-"""Grid speed: the engine vs a naive textbook path vs the protocol's FLOP floor, on one machine.
+"""Grid speed: the engine vs a naive textbook path vs the protocol's FLOP floor; and in-process vs pooled.
 
-The grid (issue #2): MNIST, paper-size model (6 blocks × 64 channels, 3×3, avg-pool every 2), classes
-0–4 → 5–9, one shared pretrained model, FR at cuts 0, 2, 4, 6 (cut 0 = the from-scratch baseline),
-fractions 0.001 and 0.01, 2 repeats, the original protocol (Adam 1e-3, batch 4096, ≤40 epochs,
+``--mode engine`` (the default; issue #2): MNIST, paper-size model (6 blocks × 64 channels, 3×3, avg-pool
+every 2), classes 0–4 → 5–9, one shared pretrained model, FR at cuts 0, 2, 4, 6 (cut 0 = the from-scratch
+baseline), fractions 0.001 and 0.01, 2 repeats, the original protocol (Adam 1e-3, batch 4096, ≤40 epochs,
 patience 6). Both paths train the same subsets from the same initial weights.
 
 * naive: torchvision Dataset + DataLoader per item, subsets found by iterating the dataset, training
@@ -12,11 +12,22 @@ patience 6). Both paths train the same subsets from the same initial weights.
   one test pass, each frozen prefix once) over the fp32 matmul rate measured here.
 
 Prints progress, a per-cut table and a final JSON line. ``--quick`` runs cuts 0 and 4, one repeat.
+
+``--mode pool`` (issue #18): runs per minute of the fair ``cpu`` grid — the cpu profile (realistic protocol,
+tuned learning rate), baseline + FR at cuts 1–4, fractions 0.1 % and 1 %, 16 repeats: 160 runs — trained
+in one process with ``--threads`` PyTorch threads (what a notebook did), then on the default pool of one
+single-threaded worker per core (what ``Study.run`` now does), each from an empty store with the shipped
+pretrained model; the pool's time includes starting its workers. Prints both rates, their ratio and how
+many rows came out identical (threads change the order of float sums, so ``--threads 1`` is the
+bit-for-bit check). Run it on a quiet machine. Data: ``$TL_STUDY_DATA``; ``--dataset digits`` is a quick
+functional check on scikit-learn's digits (fractions 5 % and 20 %, a 50–100 step budget), not a timing.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -28,11 +39,13 @@ from functions.engine.conditions import RunSpec
 from functions.engine.config import StudyConfig
 from functions.engine.data import balanced_subset, stable_seed, subset_seed, stratified_cut
 from functions.engine.networks import CustomCNN, cut, forward_flops, new_model
-from functions.engine.study import Study, group_for_cache
+from functions.engine.pool import LocalPool, available_cores
+from functions.engine.study import IN_PROCESS, Study, group_for_cache
 from functions.engine.training import Tensors, fit
 from report import emit  # benchmarks/report.py: this script's folder is on sys.path
 
 CACHE = Path(__file__).resolve().parent / "_cache"
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------- FLOPs
@@ -149,14 +162,81 @@ def naive_run(cfg: StudyConfig, pretrained: CustomCNN, spec: RunSpec, init_seed:
             "test_acc": accuracy(test_loader), "epochs": epochs, "seconds": time.perf_counter() - t0}
 
 
+# ----------------------------------------------------------------------------- in-process vs pooled
+COMPARED = ("train_acc", "val_acc", "test_acc", "epochs", "lr")
+
+
+def fair_config(dataset: str, repeats: int | None) -> StudyConfig:
+    """The fair cpu grid (baseline + FR at every cut of the 4-block network, 0.1 % and 1 %), or its digits
+    stand-in for a functional check (larger fractions, so that each class keeps two labelled images)."""
+    if dataset == "digits":
+        overrides = dict(source_dataset="digits", target_dataset="digits", percentages=[0.05, 0.2],
+                         min_steps=50, max_steps=100, pretrained_dir=str(CACHE / "pretrained_models"))
+    else:  # the shipped pretrained model of the cpu grid: nothing to pretrain
+        overrides = dict(percentages=[0.001, 0.01], pretrained_dir=str(REPO / "MNIST" / "pretrained_models"))
+    if repeats:
+        overrides["repeats"] = repeats
+    return StudyConfig.from_profile("cpu", **overrides, results_dir=str(CACHE / "pool_speed" / "unused"))
+
+
+def timed_grid(cfg: StudyConfig, label: str, executor, threads: int) -> tuple[dict, dict]:
+    """The grid from an empty store on ``executor``; (timing, {key: compared values})."""
+    results = CACHE / "pool_speed" / label
+    shutil.rmtree(results, ignore_errors=True)
+    study = Study(cfg.replace(results_dir=str(results)), root=CACHE, verbose=False)
+    _ = study.pretrained, study.target  # loaded before the clock starts (a notebook has them already)
+    torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    df = study.run(("baseline", "FR"), progress=True, executor=executor)
+    seconds = time.perf_counter() - start
+    timing = {"seconds": round(seconds, 1), "runs": len(df), "runs_per_min": round(len(df) / seconds * 60, 2),
+              "load_avg_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
+    print(f"{label}: {len(df)} runs in {seconds:.1f} s = {timing['runs_per_min']} runs/min "
+          f"(load {timing['load_avg_1min']})", flush=True)
+    return timing, {r["key"]: tuple(r[m] for m in COMPARED) for r in df.to_dict("records")}
+
+
+def pool_speed(args) -> dict:
+    """Runs per minute of the fair cpu grid in one process and on the default worker pool."""
+    cfg = fair_config(args.dataset, args.repeats)
+    cores = available_cores()
+    here, here_rows = timed_grid(cfg, f"in_process_{args.threads}threads", IN_PROCESS, args.threads)
+    with LocalPool(cores, torch_threads=1) as pool:
+        pooled, pooled_rows = timed_grid(cfg, f"pool_{cores}workers", pool, args.threads)
+    diffs = [abs(here_rows[k][2] - v[2]) for k, v in pooled_rows.items() if k in here_rows]
+    ratio = round(pooled["runs_per_min"] / here["runs_per_min"], 2)
+    print(f"pooled / in-process: {ratio}× the runs per minute on {cores} cores", flush=True)
+    return {"benchmark": "pool_speed", "dataset": args.dataset, "grid": "cpu profile, baseline + FR, cuts 1-4",
+            "fractions": cfg.percentages, "repeats": cfg.repeats, "cores": cores, "torch": torch.__version__,
+            "in_process": {**here, "torch_threads": args.threads},
+            "pooled": {**pooled, "workers": cores, "torch_threads": 1}, "ratio": ratio,
+            "rows_identical": sum(pooled_rows.get(k) == v for k, v in here_rows.items()),
+            "max_abs_test_acc_diff": round(max(diffs), 4) if diffs else None}
+
+
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="cuts 0 and 4, one repeat (≈ a few minutes)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-naive", action="store_true", help="engine and floor only")
+    parser.add_argument("--mode", choices=("engine", "pool"), default="engine",
+                        help="engine: ours vs naive vs floor; pool: in-process vs pooled runs/min")
+    parser.add_argument("--quick", action="store_true", help="engine mode: cuts 0 and 4, one repeat")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads of the in-process path")
+    parser.add_argument("--skip-naive", action="store_true", help="engine mode: engine and floor only")
+    parser.add_argument("--dataset", choices=("MNIST", "digits"), default="MNIST",
+                        help="pool mode: digits is a quick functional check, not a timing")
+    parser.add_argument("--repeats", type=int, default=None, help="pool mode: repeats per fraction "
+                                                                  "(default: the cpu profile's 16)")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = parser.parse_args()
+    if args.mode == "pool":
+        emit(pool_speed(args), args.out)
+        return
+    engine_speed(args)
+
+
+def engine_speed(args) -> None:
+    """The engine vs the naive path vs the FLOP floor (``--mode engine``)."""
     torch.set_num_threads(args.threads)
 
     cfg = config(args.quick)

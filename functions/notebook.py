@@ -16,6 +16,7 @@ traceback (:class:`ParameterError`).
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import logging
 import math
@@ -76,7 +77,10 @@ def check_parameters(namespace: dict[str, Any], injected: Iterable[str] | None =
     injected = set(injected_names(namespace) if injected is None else injected)
     unknown = sorted(n for n in injected - set(declared) if not n.startswith("PAPERMILL_"))
     if unknown:
-        raise ParameterError(f"unknown notebook parameter(s) {unknown}; allowed: {sorted(declared)}").tell_terminal()
+        close = [m for name in unknown for m in difflib.get_close_matches(name, declared, n=1)]
+        guess = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ParameterError(f"unknown notebook parameter(s) {unknown}{guess}; allowed: {sorted(declared)}"
+                             ).tell_terminal()
     for name in declared:
         namespace[name] = coerce_parameter(name, namespace[name], annotations[name])
     if "ipykernel" in sys.modules:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pandas as pd
@@ -166,6 +165,29 @@ def test_layer_activations_keys_shapes_and_values():
     assert model.training  # mode restored
 
 
+def test_resnet_head_input_is_what_its_head_sees(tmp_path, digits_config, digits_test):
+    """A ResNet's head takes the channel means of its last block, not the flattened maps a CustomCNN's
+    takes: ``head_in`` must be what the head's linear layer sees, and clustering must run on it."""
+    from functions.engine.networks import ResNet, new_model
+
+    cfg = digits_config(tmp_path, architecture="ResNet", depth=5, num_channels=6)
+    torch.manual_seed(0)
+    model = new_model(cfg, num_classes=10)
+    x, y = digits_test
+    x = x[:40]
+    assert isinstance(model, ResNet) and model.block_outputs(x)[-1].shape[2:] == (4, 4)  # 16 → 8 → 4 px
+    acts = clustering.layer_activations(model, x, batch_size=16)
+    assert acts["head_in"].shape == (40, 6)  # one mean per channel; flattening would give 6 × 4 × 4
+    with torch.no_grad():
+        np.testing.assert_allclose(acts["head_in"], model.head_input(x).numpy(), rtol=1e-5, atol=1e-6)
+        logits = model.head.fc(torch.from_numpy(acts["head_in"]))
+        np.testing.assert_allclose(logits.numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+    df = clustering.cluster_study(model, *digits_test, [1.0], 1, methods=["kmeans"], dataset="digits",
+                                  split="test")
+    assert list(df.layer) == ["input", "block0", "block1", "block2", "head_in"]
+    assert df.ari.between(-1, 1).all()
+
+
 def test_channel_maps_are_each_channels_flattened_map():
     model = small_cnn()
     x = torch.randn(5, 1, 16, 16)
@@ -324,27 +346,3 @@ def test_cka_by_layer_compares_common_layers():
     common = clustering.cka_by_layer(model, truncated, x)
     assert list(common.layer) == ["input", "block0", "block1"]  # head_in follows different blocks
     np.testing.assert_allclose(common.cka, 1.0, rtol=1e-6)  # the kept blocks are the pretrained ones
-
-
-# ----------------------------------------------------------------------------- saving
-def test_write_rows_appends_jsonl_and_csv(tmp_path, digits_test):
-    from functions.analysis.results import load_clustering
-
-    x, y = digits_test
-    df = clustering.cluster_study(small_cnn(), x, y, [0.3], 1, methods=["kmeans"], dataset="digits",
-                                  split="test")
-    jsonl = clustering.write_rows(df, tmp_path / "out" / "clustering.jsonl")
-    clustering.write_rows(df, jsonl)
-    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert len(rows) == 2 * len(df) and set(rows[0]) == set(clustering.CLUSTER_COLUMNS)
-    csv = clustering.write_rows(df, tmp_path / "clustering.csv")
-    clustering.write_rows(df[df.columns[::-1]], csv)  # same columns, other order: realigned
-    back = pd.read_csv(csv)
-    assert len(back) == 2 * len(df) and list(back.columns) == clustering.CLUSTER_COLUMNS
-    np.testing.assert_allclose(back.ari.to_numpy(), np.tile(df.ari.to_numpy(), 2))
-    loaded = load_clustering(jsonl)
-    assert len(loaded) == 2 * len(df) and {"method", "channel"} <= set(loaded.columns)
-    with pytest.raises(ValueError, match="columns"):
-        clustering.write_rows(df.drop(columns="method"), csv)
-    with pytest.raises(ValueError, match=r"\.jsonl or \.csv"):
-        clustering.write_rows(df, tmp_path / "clustering.parquet")

@@ -107,19 +107,29 @@ def test_trainable_weights_move_and_frozen_weights_do_not(study, name, k):
         assert row["condition"] == name and 0 <= row["test_acc"] <= 1
 
 
-def test_the_check_catches_a_backbone_left_out_of_the_optimizer(study):
-    """The coursework bug: requires_grad says trainable, but only the head reaches the optimizer."""
-    spec = RunSpec("full_finetune", 0.5, 3, 0)
-    before, model = study.build_model(spec), study.build_model(spec)
-    data = study.target
-    opt = torch.optim.Adam(model.head.parameters(), lr=1e-2)
-    for _ in range(3):
-        loss = torch.nn.functional.cross_entropy(model(data.x_train[:128]), data.y_train[:128])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    stuck, _ = moved_and_frozen(before, model)
-    assert stuck and all(n.startswith("blocks.") for n in stuck)
+ALL_LAYERS = ("blocks.0.", "blocks.1.", "blocks.2.", "head.")
+
+
+@pytest.mark.parametrize("name, k, trained", [
+    ("baseline", -1, ALL_LAYERS), ("full_finetune", 3, ALL_LAYERS), ("head_only", 3, ("head.",)),
+    ("random_frozen", 3, ("head.",)), ("surgical", 1, ("blocks.1.", "head.")), ("AnB", 2, ("blocks.2.", "head.")),
+    ("BnB+", 1, ALL_LAYERS)])
+def test_the_optimizer_gets_exactly_the_layers_the_condition_trains(study, monkeypatch, name, k, trained):
+    """The coursework bug (requires_grad says trainable, but only the head reaches the optimizer), checked
+    on the real training path: the parameters handed to Adam, by name, are those the condition trains."""
+    handed = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            params = list(params)
+            handed.extend(params)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    model, _ = study.train(RunSpec(name, 0.2, k, 0))
+    names = [n for n, p in model.named_parameters() if any(p is q for q in handed)]
+    assert len(names) == len(handed)  # nothing but the model's own parameters
+    assert set(names) == {n for n, _ in model.named_parameters() if n.startswith(trained)}
 
 
 def test_surgical_cached_matches_uncached(study):

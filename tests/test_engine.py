@@ -137,3 +137,44 @@ def test_row_follows_the_schema(study):
     with pytest.raises(ValueError, match="unknown columns \\['colour'\\]"):
         results_row(**row, colour="red")
 
+
+
+def test_the_shipped_mnist_store_and_model_keep_their_names():
+    """Refactoring the engine must never move a shipped store or pretrained model (their names hash the config)."""
+    from pathlib import Path
+
+    from functions.notebook import study_config
+    from functions.engine.study import pretrained_path
+
+    mnist = Path(__file__).resolve().parents[1] / "MNIST"
+    cfg = study_config("cpu", source_dataset="MNIST", target_dataset="MNIST", class_split="regular",
+                       data_root=str(mnist / "no-data-here"))
+    study = Study(cfg, root=mnist, verbose=False)
+    assert study.store_path() == mnist / "results" / "MNIST01234_to_MNIST56789_4689190009.jsonl"
+    assert pretrained_path(cfg, mnist) == mnist / "pretrained_models" / "MNIST_01234_d4c16_eb6996569b.pth"
+    assert study.store_path().exists() and pretrained_path(cfg, mnist).exists()
+
+
+def test_a_and_b_are_ordinary_sources(study):
+    from functions.engine.conditions import SOURCES
+
+    assert {"A", "B", "random"} <= set(study.source_makers()) and study.source_makers()["A"] is SOURCES["A"]
+    assert study.source_model("A") is study.pretrained and study.pretrain_info["test_acc"] > 0.5
+    with pytest.raises(ValueError, match="source 'C' is unknown; allowed: \\['A', 'B'"):
+        study.use_source("C", study.pretrained)
+    with pytest.raises(ValueError, match="condition 'nope' is unknown; allowed: baseline, \\['FR'"):
+        study.plan(("nope",))
+
+
+def test_conditions_and_sources_of_one_study_leave_the_registries_alone(study):
+    """What a worker is shipped (or a notebook gives one study) belongs to that study only."""
+    from functions.engine.conditions import CONDITIONS, SOURCES, Condition
+
+    own = Study(study.cfg, root=study.root, verbose=False, sources={"twin": lambda s: s.source_model("A")},
+                conditions={"twin_FR": Condition("twin_FR", source="twin")})
+    assert "twin_FR" not in CONDITIONS and "twin" not in SOURCES
+    assert [s.cut for s in own.plan(("twin_FR",)) if (s.fraction, s.repeat) == (0.1, 0)] == [1, 2, 3]
+    model = own.build_model(RunSpec("twin_FR", 0.1, 2, 0))
+    assert torch.equal(model.blocks[0].conv.weight, own.pretrained.blocks[0].conv.weight)
+    with pytest.raises(ValueError, match="twin_FR"):
+        study.plan(("twin_FR",))

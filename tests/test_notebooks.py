@@ -178,7 +178,7 @@ def test_every_study_notebook_shares_one_parameter_block():
     """Issue 20: the study parameters are one block of the builder; every study notebook has it."""
     assert {p.stem for p in STUDY_NOTEBOOKS} == {"empirical_experiment", "truncation_experiment",
                                                   "clustering_experiment", "protocol_sensitivity",
-                                                  "transfer_conditions", "surgical_finetuning"}
+                                                  "transfer_conditions", "surgical_finetuning", "what_transfers"}
     shared = ("profile: str", "data_root:", "results_dir:", "percentages:", "repeats:", "cuts:", "device:",
               "seed:", "source_dataset:", "target_dataset:", "class_split:", "pre_train_classes:",
               "fine_tune_classes:", "overrides:")
@@ -222,7 +222,8 @@ def test_unknown_parameter_lists_only_parameters():
         check_parameters(namespace, injected={"percentage"})
     message = str(caught.value)
     allowed = message.split("allowed: ")[1]
-    assert "['percentage']" in message and "'percentages'" in allowed and "'protocol'" in allowed
+    assert "['percentage'] (did you mean 'percentages'?)" in message
+    assert "'percentages'" in allowed and "'protocol'" in allowed
     assert "DATASET_SHAPES" not in allowed and "_declared" not in allowed
     assert caught.value._render_traceback_() == [f"ParameterError: {message}"]  # one line in the kernel
 
@@ -298,6 +299,30 @@ def test_notebooks_are_stored_as_jupyterlab_saves_them(path):
     assert nb.metadata["language_info"]["pygments_lexer"] == "ipython3"
     assert build_notebooks.format_problems(path) == []
     assert "papermill" not in nb.metadata and "widgets" not in nb.metadata  # nothing that changes per render
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_jupyter_servers_open_and_save_leave_the_bytes(tmp_path, path):
+    """The server's own round trip (jupyter_server's FileContentsManager: get, then save the model it gave),
+    with the metadata JupyterLab sets when the kernel starts (the kernelspec and ipykernel's language_info)."""
+    contents = pytest.importorskip("jupyter_server.services.contents.filemanager")
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    copy = tmp_path / path.name
+    copy.write_bytes(path.read_bytes())
+    manager = contents.FileContentsManager(root_dir=str(tmp_path))
+    model = manager.get(path.name, content=True)
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    model["content"]["metadata"]["kernelspec"] = {"display_name": spec.display_name, "language": spec.language,
+                                                  "name": "python3"}
+    info = dict(IPythonKernel.language_info)
+    assert {k: v for k, v in info.items() if k != "version"} == \
+        {k: v for k, v in build_notebooks.LANGUAGE_INFO.items() if k != "version"}
+    assert build_notebooks.LANGUAGE_INFO["version"].startswith("3.11.")  # the project's Python (README)
+    model["content"]["metadata"]["language_info"] = {**info, "version": build_notebooks.LANGUAGE_INFO["version"]}
+    manager.save({"type": "notebook", "format": "json", "content": model["content"]}, path.name)
+    assert copy.read_bytes() == path.read_bytes()
 
 
 def test_a_rendered_notebook_is_normalised(tmp_path):

@@ -26,19 +26,16 @@ def synthetic_rows(n_repeats=10, gains=None, seed=0):
                              "best_step": 100, "epochs": 20, "n_train": 20, "seconds": 1.0 if protocol ==
                              "original" else 0.5})
     df = pd.DataFrame(rows)
-    df["protocol_variant"] = protocols.protocol_variant(df)
+    df["protocol_variant"] = df["protocol"]  # the engine writes each row's variant label
     return df
 
 
-def test_variant_labels_mark_runs_without_validation():
-    df = pd.DataFrame({"protocol": ["original", "realistic", "realistic", "steps"], "n_val": [10, 5, 0, 10]})
-    assert list(protocols.protocol_variant(df)) == ["original", "realistic", "fixed budget", "steps"]
-
-
-def test_variant_labels_mark_a_tuned_learning_rate():
-    df = pd.DataFrame({"protocol": ["realistic", "realistic", "steps"], "n_val": [5, 5, 10],
-                       "lr_grid": [None, [3e-4, 1e-3, 3e-3], [1e-3, 3e-3]]})
-    assert list(protocols.protocol_variant(df)) == ["realistic", "realistic, tuned lr", "steps, tuned lr"]
+def test_variant_labels_are_the_engines():
+    """The engine writes the label (``functions.engine.protocols.variant_of``); rows without one are the
+    original protocol's (the original study's files, stores from before protocols existed)."""
+    df = pd.DataFrame({"protocol_variant": ["realistic, tuned lr", None, "fixed budget"]})
+    assert list(protocols.protocol_variant(df)) == ["realistic, tuned lr", "original", "fixed budget"]
+    assert list(protocols.protocol_variant(pd.DataFrame({"protocol": ["steps"]}))) == ["original"]
 
 
 def test_gains_are_paired_within_a_protocol():
@@ -62,9 +59,9 @@ def test_verdict_and_table_use_the_computed_numbers():
     shift = protocols.gain_shift(df, n_boot=500)
     text = protocols.verdict(gains, shift)
     g = gains.set_index(["protocol_variant", "arm"])
-    assert f"original {g.loc[('original', 'cut 2'), 'gain_points']:+.1f}" in text
-    assert f"realistic {g.loc[('realistic', 'cut 2'), 'gain_points']:+.1f}" in text
-    assert "survives the realistic protocol" in text
+    assert f"  - `original`: {g.loc[('original', 'cut 2'), 'gain_points']:+.1f} points" in text
+    assert f"  - `realistic`: {g.loc[('realistic', 'cut 2'), 'gain_points']:+.1f} points" in text
+    assert "The gain survives `realistic`" in text
     table = protocols.summary_frame(gains)
     assert table.loc[(STUDY, 0.001, "cut 2"), "original"].endswith("✓")
     assert not table.loc[(STUDY, 0.001, "cut 1"), "original"].endswith("✓")
@@ -73,15 +70,14 @@ def test_verdict_and_table_use_the_computed_numbers():
 def test_gain_disappearing_under_the_fair_protocol_is_reported():
     df = synthetic_rows(gains={"original": 0.10, "realistic": 0.0})
     text = protocols.verdict(protocols.transfer_gains(df, n_boot=200), protocols.gain_shift(df, n_boot=200))
-    assert "does not survive the realistic protocol" in text
+    assert "The gain does not survive `realistic`" in text
 
 
 def test_a_significant_loss_is_called_a_loss():
     df = synthetic_rows(gains={"original": 0.10, "realistic": -0.05})
     text = protocols.verdict(protocols.transfer_gains(df, n_boot=200))
-    assert "Significant gain under: original." in text
-    assert "Significant loss under: realistic." in text
-    assert "does not survive the realistic protocol" in text
+    assert "significant gain under `original`; significant loss under `realistic`." in text
+    assert "The gain does not survive `realistic`." in text
 
 
 def test_budget_and_wall_time_tables():
@@ -111,8 +107,29 @@ def test_verdict_names_every_fair_protocol_and_its_shift():
     shift = protocols.gain_shifts(df, n_boot=200)
     assert set(shift["comparison"]) == {"realistic − original", "realistic, tuned lr − original"}
     text = protocols.verdict(gains, shift)
-    assert "The gain survives the realistic protocol; it moves by -5.9 points" in text
-    assert "The gain does not survive the realistic, tuned lr protocol; it moves by -10.0 points" in text
+    assert "The gain survives `realistic`: it moves by -5.9 points from `original` to `realistic`" in text
+    assert "The gain does not survive `realistic, tuned lr`: it moves by -10.0 points" in text
+
+
+def test_a_label_with_a_comma_stays_readable_in_the_verdict():
+    """Issue 21: "Significant gain under: original, steps, realistic, fixed budget, realistic, tuned lr" could
+    not be parsed. Each label is quoted, and each protocol has a line of its own."""
+    base = synthetic_rows(gains={"original": 0.10, "realistic": 0.06})
+    tuned = synthetic_rows(gains={"realistic": 0.05}, seed=1).assign(protocol_variant="realistic, tuned lr")
+    df = pd.concat([base, tuned], ignore_index=True)
+    text = protocols.verdict(protocols.transfer_gains(df, n_boot=200))
+    assert "significant gain under `original`, `realistic`, `realistic, tuned lr`." in text
+    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("  - `")] == [
+        "  - `original`", "  - `realistic`", "  - `realistic, tuned lr`"]
+
+
+def test_shift_table_is_in_points_and_per_cent():
+    shift = protocols.gain_shifts(synthetic_rows(), n_boot=200)
+    table = protocols.shift_table(shift).set_index("cut")
+    assert table.loc["cut 2", "shift (points)"] == pytest.approx(-6.0, abs=0.3)  # the verdict's unit
+    assert table.loc["cut 2", "fraction"] == "0.1 %" and table.loc["cut 2", "✓"] == "✓"
+    assert table.loc["cut 2", "interval (points)"].startswith(("95 % CI -", "n too small"))
+    assert protocols.shift_table(pd.DataFrame()).empty
 
 
 def test_chosen_learning_rates_count_the_tuned_runs_only():

@@ -59,3 +59,6 @@ def test_readme_quick_start_runs_on_the_shipped_results_without_data(tmp_path):
     assert "diff_to_baseline" in figure.source
     assert any("image/png" in o.get("data", {}) for o in figure.outputs), "no figure rendered"
     assert "delta_table" in table.source and "✓" in _texts(table)
+    # the headline names its protocol and repeats, and gives differences in points, fractions in per cent
+    assert "protocol realistic, tuned lr | repeats " in _texts(figure)
+    assert "realistic, tuned lr" in _texts(table) and "0.1 %" in _texts(table) and "pairs" in _texts(table)

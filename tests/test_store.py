@@ -214,3 +214,22 @@ def test_a_claim_blocks_others_until_its_process_dies(tmp_path):
     assert answer.value == 0  # now B's claim holds against others
     b.release("k")
     assert not b._claim_path("k").exists()
+
+
+@needs_fork
+def test_live_claims_name_the_other_live_holders_only(tmp_path):
+    path = tmp_path / "r.jsonl"
+    claimed, release, answer = ctx.Event(), ctx.Event(), ctx.Value("i", -1)
+    a = ctx.Process(target=_claim_and_die, args=(path, "held", claimed, release, answer))
+    a.start()
+    assert claimed.wait(10) and answer.value == 1
+    b = ResultsStore(path)
+    assert b.try_claim("mine") and b.try_claim("stored")
+    b.append(row("stored"))
+    held = b.live_claims(["held", "mine", "stored", "free"])
+    assert list(held) == ["held"] and held["held"]["pid"] == a.pid  # B's own, stored and free keys: none
+    release.set()
+    a.join(10)
+    assert b.live_claims(["held"]) == {}  # its process died: nobody holds it any more
+    b.release("mine", "held")  # several at once; another process's claim is left alone
+    assert not b._claim_path("mine").exists() and b._claim_path("held").exists()

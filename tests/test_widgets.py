@@ -59,7 +59,7 @@ def test_explorer_redraws_when_controls_change():
 
     c["fractions"].value = (0.1,)
     assert len(explorer.figure.axes) == 1
-    assert explorer.figure.axes[0].get_title() == "fraction 10%"
+    assert explorer.figure.axes[0].get_title() == "fraction 10 %"
 
     c["plot"].value = "heatmap"
     heat = explorer.figure
@@ -76,7 +76,7 @@ def test_explorer_redraws_when_controls_change():
     assert explorer.figure.axes[0].get_xscale() == "log"
     c["plot"].value = "diff to baseline"
     cut2 = next(line for line in explorer.figure.axes[0].get_lines() if line.get_label() == "cut 2")
-    assert cut2.get_ydata() == pytest.approx([0.1])
+    assert cut2.get_ydata() == pytest.approx([10])  # points, as the headline table
 
     c["study"].value = STUDY_B  # FT does not exist there: back to all conditions
     assert c["condition"].value == "all" and c["fractions"].value == (0.1,)
@@ -130,6 +130,31 @@ def test_find_result_sources_lists_results_folders_and_files(tmp_path):
                       "FashionMNIST/results/original/cuts_x.json", "MNIST/results/store.jsonl"]
     with pytest.raises(ValueError, match="root"):
         widgets.find_result_sources(tmp_path / "missing")
+
+
+def test_scratch_folders_of_the_smoke_profile_are_left_out(tmp_path):
+    """``results/…/smoke/`` is git-ignored: a fresh clone has none, so the explorer lists them (and a saved
+    notebook mentions them) only when asked, as the smoke profile's notebook does."""
+    _write_results_tree(tmp_path)
+    scratch = tmp_path / "MNIST" / "results" / "smoke"
+    scratch.mkdir()
+    (scratch / "store.jsonl").write_text((tmp_path / "MNIST" / "results" / "store.jsonl").read_text())
+    assert not any("smoke" in label for label, _ in widgets.find_result_sources(tmp_path))
+    with_scratch = [label for label, _ in widgets.find_result_sources(tmp_path, scratch=True)]
+    assert "MNIST/results/smoke/ (1 files)" in with_scratch
+    explorer = widgets.ResultsExplorer(root=tmp_path)
+    assert not any("smoke" in label for label, _ in explorer.controls["source"].options)
+
+
+def test_explorer_shows_a_sentence_where_no_widget_can_be_drawn(tmp_path):
+    """Saved without widget state (or read on GitHub) the output is its text/plain: a sentence, not
+    ``VBox(children=(Dropdown(…``."""
+    _write_results_tree(tmp_path)
+    explorer = widgets.ResultsExplorer(root=tmp_path)
+    bundle = explorer._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(explorer)
+    assert repr(explorer).startswith("Results explorer over 2 results folder(s), open on 'MNIST/results/")
+    assert "VBox" not in bundle["text/plain"]
 
 
 def test_explorer_switches_between_our_results_and_the_originals(tmp_path):

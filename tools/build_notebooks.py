@@ -131,6 +131,7 @@ TARGETS: dict[str, dict[str, dict]] = {
     "compact_model": {"MNIST/compact_model.ipynb": {}},
     "featuremap_experiment": {"MNIST/featuremap_experiment.ipynb": {}},
     "architecture_search": {"FashionMNIST/architecture_search.ipynb": {}},
+    "what_transfers": {"MNIST/what_transfers.ipynb": _values(*FOLDERS["MNIST"])},
     "surgical_finetuning": {"cross_domain/surgical_finetuning.ipynb": {
         "study_parameters": study_parameters(FOLDERS["cross_domain"][1], results="results/surgical")}},
 }

@@ -56,6 +56,14 @@ step() {
                         -p target_dataset MNIST ;;
         cross_fm_large) run cross_fm_large cross_domain empirical_experiment.ipynb -p source_dataset FashionMNIST \
                         -p target_dataset MNIST -y "percentages: [0.5, 1.0]" -y "repeats: [8, 8]" ;;
+        # the original study's 6 x 64 network under the fair default protocol (issue 18): baseline + FR at cuts
+        # 1-6, 0.1 % and 1 % with 16 repeats, batch 64 (pretraining too); hours on 2 cores
+        paper_fair) TL_STUDY_PROFILE=paper run paper_fair MNIST empirical_experiment.ipynb -p protocol realistic \
+                        -y "lr_grid: [0.0003, 0.001, 0.003]" -y "percentages: [0.001, 0.01]" -y "repeats: [16, 16]" \
+                        -p results_dir results/paper_fair -y 'overrides: {"batch_size": 64}' ;;
+        what_transfers) run what_transfers MNIST what_transfers.ipynb
+                        run what_transfers_fm cross_domain what_transfers.ipynb -p source_dataset FashionMNIST \
+                            -p target_dataset MNIST ;;
         # AnB/AnB+/BnB/BnB+, surgical, strategies, TTA: ~16 arms that cannot use the prefix cache
         conditions) run conditions MNIST transfer_conditions.ipynb ;;
         surgical)   run surgical cross_domain surgical_finetuning.ipynb ;;
@@ -83,7 +91,7 @@ step() {
     esac
 }
 
-ALL_STEPS="mnist mnist_large fmnist cross_mf cross_fm cross_fm_large conditions surgical clustering protocols benchmark render"
+ALL_STEPS="mnist mnist_large fmnist cross_mf cross_fm cross_fm_large what_transfers conditions surgical clustering paper_fair protocols benchmark render"
 if [ $# -eq 0 ]; then
     # shellcheck disable=SC2086
     set -- $ALL_STEPS

@@ -1,8 +1,8 @@
 """Where does class structure appear? Layer-wise activation clustering, linear probes and CKA.
 
-Each layer of a CustomCNN is read out on a data subset — the flattened input (``"input"``), every conv
-block's output averaged over H×W (``"block0"`` … ``"block{d-1}"``) and the flattened features entering the
-head (``"head_in"``) — and clustered into k = number of classes groups with agglomerative clustering
+Each layer of a network (CustomCNN or ResNet) is read out on a data subset — the flattened input
+(``"input"``), every block's output averaged over H×W (``"block0"`` … ``"block{d-1}"``) and the features
+entering the head as the network computes them (``"head_in"``: flattened, or channel means for a ResNet) — and clustered into k = number of classes groups with agglomerative clustering
 (cosine distance, average linkage) and k-means. Clusters are scored against the labels with ARI, accuracy
 after Hungarian matching of clusters to labels, and pairwise precision / recall. With ``per_channel`` each
 channel's full spatial maps are clustered too.
@@ -16,11 +16,8 @@ groups, so there are still k clusters in all (see :func:`cluster_labels`).
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -97,16 +94,17 @@ def layer_names(model) -> list[str]:
 
 def layer_activations(model, x: torch.Tensor, batch_size: int = 1024) -> dict[str, np.ndarray]:
     """Per-layer features ``[N, features]`` (float32): flattened input, every block's output averaged
-    over H×W (``[N, C]``), and the flattened head input; keys in :func:`layer_names` order."""
+    over H×W (``[N, C]``), and the features entering the head's linear layer as the network itself
+    computes them (flattened for a CustomCNN, channel means for a ResNet); keys in :func:`layer_names` order."""
     parts: dict[str, list[np.ndarray]] = {name: [] for name in layer_names(model)}
     with _EvalMode(model), torch.inference_mode():
         for xb in _batches(model, x, batch_size):
             parts["input"].append(xb.flatten(1).float().cpu().numpy())
-            h = xb
-            for i, block in enumerate(model.blocks):
-                h = block(h)
+            outputs = model.block_outputs(xb)
+            for i, h in enumerate(outputs):
                 parts[f"block{i}"].append(h.float().mean(dim=(2, 3)).cpu().numpy())
-            parts["head_in"].append(h.flatten(1).float().cpu().numpy())
+            # the network's own rule (BlockNet.head_features), so each architecture's head is read right
+            parts["head_in"].append(model.head_features(outputs[-1]).float().cpu().numpy())
     return {name: (np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32))
             for name, chunks in parts.items()}
 
@@ -498,30 +496,3 @@ def cka_by_layer(model_a, model_b, x: torch.Tensor, batch_size: int = 1024) -> p
         common.remove("head_in")
     return pd.DataFrame([{"layer": name, "cka": linear_cka(feats_a[name], feats_b[name])}
                          for name in common])
-
-
-# ----------------------------------------------------------------------------- saving
-def write_rows(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Append the rows of ``df`` to ``path``: JSON lines (``.jsonl``) or CSV (``.csv``, header written when
-    the file is new; an existing file must have the same columns). Flushed and fsynced."""
-    path = Path(path)
-    if path.suffix not in (".jsonl", ".csv"):
-        raise ValueError(f"path must end in .jsonl or .csv, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    exists = path.exists() and path.stat().st_size > 0
-    if path.suffix == ".csv":
-        if exists:
-            header = pd.read_csv(path, nrows=0).columns.tolist()
-            if sorted(header) != sorted(map(str, df.columns)):
-                raise ValueError(f"df: columns {list(df.columns)} do not match {path.name}'s {header}")
-            df = df[header]
-        text = df.to_csv(index=False, header=not exists)
-    else:
-        # pandas writes NaN as null and numpy scalars as plain numbers
-        records = json.loads(df.to_json(orient="records")) if len(df) else []
-        text = "".join(json.dumps(r) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return path

@@ -29,8 +29,8 @@ from functions.analysis import stats
 from functions.analysis.figures_common import (  # noqa: F401  (re-exported: the figures' public helpers)
     BASELINE_COLOR, BASELINE_HATCH, HEATMAP_STATS, METRICS, _arm_colors, _joined, _lookup_groups, _panels,
     _pick_fractions, _row_columns, _set_fraction_axis, _short_arm, _write_warning, check_frame, check_metric,
-    describe_setting, distinct_values, fraction_label, panel_grid, panel_title, save_figure, setting_rows,
-    titled, use_style, wrap_to_width)
+    describe_setting, distinct_values, figure_bytes, fraction_label, panel_grid, panel_title, save_figure,
+    setting_rows, titled, use_style, wrap_to_width)
 from functions.analysis.results import sort_arms, summary_table
 
 HIGHER_COLOR = "#8fd19e"  # box of a cut significantly above the baseline
@@ -407,10 +407,11 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
     """Cut − baseline in points (100 × ``metric``) over fractions (log x), one line per cut, zero line; one
     panel per condition — the numbers of :func:`functions.analysis.tables.delta_table`.
 
-    Where runs pair with the baseline by repeat, the line is the median of the paired differences with its
-    bootstrap 95 % CI band (:func:`functions.analysis.stats.effect_vs_baseline`); filled markers are significant
-    after Holm. A fraction without pairs shows the difference of medians instead, as a cross, and the legend
-    says so.
+    Where runs pair with the baseline by repeat, the line is the median of the paired differences and the band
+    the interval :func:`functions.analysis.stats.effect_vs_baseline` gives with it (by default the exact
+    Wilcoxon-inverted interval of the Hodges–Lehmann shift, the one that matches the test; none below 6 pairs);
+    filled markers are significant after Holm. A fraction without pairs shows the difference of medians
+    instead, as a cross, and the legend says so.
     """
     use_style()
     check_frame(df, ("fraction", "cut", "arm", "repeat"))
@@ -431,11 +432,12 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
         medians = present.groupby(["fraction", "arm"])[metric].median()
         arms = [a for a in sort_arms(present["arm"]) if a != "baseline"]
         colors = _arm_colors(arms)
-        any_unpaired = False
+        any_unpaired, no_band = False, False
         for arm in arms:
             line = effects[effects["arm"] == arm].sort_values("fraction").copy()
             unpaired = (line["n_pairs"] == 0).to_numpy()
             any_unpaired |= bool(unpaired.any())
+            no_band |= bool((line["low"].isna() & ~unpaired).any())
             # without pairs: the plain difference of medians at that fraction (marked as such)
             line.loc[unpaired, "median_diff"] = [medians.get((f, arm), np.nan) - medians.get((f, "baseline"), np.nan)
                                                  for f in line.loc[unpaired, "fraction"]]
@@ -451,7 +453,10 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
             ax.scatter(x[unpaired], y[unpaired], marker="x", color=colors[arm], zorder=3, gid=f"unpaired:{arm}")
         _set_fraction_axis(ax, sorted(present["fraction"].unique()))
         ax.set_ylabel(f"Δ {metric} vs baseline (points)")
-        caption = "median of paired differences, 95 % CI\nfilled marker: significant (Holm)"
+        caption = "line: median of paired differences\nband: exact 95 % interval (Hodges–Lehmann)"
+        if no_band:
+            caption += "; none below 6 pairs"
+        caption += "\nfilled marker: significant (Holm)"
         if any_unpaired:
             caption += "\n×: no pairs, difference of medians"
         ax.legend(fontsize=7, ncol=2, title=caption, title_fontsize=7)
@@ -489,9 +494,9 @@ def heatmap(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median", re
     """Annotated fraction × arm table of ``stat`` of ``metric``; ``relative=True``: the gain over the baseline.
 
     The gain is in points, and paired where the design is paired: ``stat`` over repeats of (arm − baseline
-    of the same repeat) — for the median, the number the headline table (:func:`~functions.analysis.tables.
-    delta_table`) shows. Rows without repeats fall back to the difference of the two ``stat``\ s, and the
-    colour bar says which it is. One panel per (study, condition), each with its colour bar; all panels share
+    of the same repeat) — for the median, the number the headline table shows
+    (:func:`functions.analysis.tables.delta_table`). Rows without repeats fall back to the difference of the
+    two arms' ``stat``, and the colour bar says which it is. One panel per (study, condition), each with its colour bar; all panels share
     one colour scale (centred on 0 when relative) so that equal colours mean equal values across panels.
     """
     use_style()

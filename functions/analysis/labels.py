@@ -54,3 +54,13 @@ def with_fraction_labels(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             out.index = out.index.map(fraction_label).rename("fraction")
     return out
+
+
+def differences_in_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a statistics table for reading: every accuracy-difference column (``diff_vs_baseline``,
+    ``diff_low``, ``median_diff`` …: a name with ``diff``) times 100, renamed ``… (points)``."""
+    columns = [c for c in frame.columns if isinstance(c, str) and "diff" in c.split("_")]
+    out = frame.copy()
+    for column in columns:
+        out[column] = 100 * pd.to_numeric(out[column], errors="coerce")
+    return out.rename(columns={c: f"{c} (points)" for c in columns})

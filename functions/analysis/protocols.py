@@ -309,14 +309,25 @@ def _shift_row(shift: pd.DataFrame | None, study: str, fraction: float, arm: str
     return s.iloc[0] if len(s) else None
 
 
+def _interval_text(row: pd.Series) -> str:
+    """``95 % CI -7.3 to -2.8`` in points (the level the interval reaches, where the row says it), or why
+    there is none (``n too small``)."""
+    low, high = row.get("low", np.nan), row.get("high", np.nan)
+    if not (pd.notna(low) and pd.notna(high)):
+        note = row.get("ci_note")
+        return note if isinstance(note, str) and note else "no interval"
+    level = row.get("ci_level", 0.95)
+    level = 95 if not pd.notna(level) else int(np.floor(100 * float(level)))
+    return f"{level} % CI {100 * low:+.1f} to {100 * high:+.1f}"
+
+
 def _survival_text(row: pd.Series, variant: str, reference: str, shift: pd.Series | None) -> str:
     """``The gain survives `realistic`: it moves by … points …`` (survives: a significant gain)."""
     survives = bool(row["significant"]) and row["median_diff"] > 0
     text = f"The gain {'survives' if survives else 'does not survive'} {_name(variant)}"
     if shift is not None:
         text += (f": it moves by {100 * shift['median_shift']:+.1f} points from {_name(reference)} to "
-                 f"{_name(variant)} (paired by repeat, 95 % CI {100 * shift['low']:+.1f} to "
-                 f"{100 * shift['high']:+.1f}, {_p_text(shift['p_holm'])})")
+                 f"{_name(variant)} (paired by repeat, {_interval_text(shift)}, {_p_text(shift['p_holm'])})")
     return text + "."
 
 
@@ -341,7 +352,7 @@ def shift_table(shift: pd.DataFrame) -> pd.DataFrame:
         "fraction": shift["fraction"].map(_fraction_text), "cut": shift["arm"],
         "pairs": shift["n_pairs"].astype(int),
         "shift (points)": (100 * shift["median_shift"]).round(1),
-        "95 % CI (points)": [f"{100 * lo:+.1f} to {100 * hi:+.1f}" for lo, hi in zip(shift["low"], shift["high"])],
+        "interval (points)": [_interval_text(row) for _, row in shift.iterrows()],
         "Holm p": shift["p_holm"].round(4), "✓": shift["significant"].map(lambda v: "✓" if v else ""),
     }).reset_index(drop=True)
 

@@ -29,14 +29,13 @@ import pandas as pd
 
 from functions.engine.conditions import (BASELINE_FLAGS, condition_flags, condition_name, equivalent_arms,
                                         ordered_conditions)
+from functions.engine.datasets import path_names
 from functions.engine.schema import ROW_COLUMNS
 
 EXTRA_COLUMNS = ["arm", "source"]
 CLUSTERING_COLUMNS = ["fraction", "repeat", "layer", "precision", "recall", "accuracy", "ari",
                       "dataset", "split"]
 SUMMARY_STATS = ("median", "mean", "iqm", "std", "count")
-KNOWN_DATASETS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar": "CIFAR10",
-                  "cifar10": "CIFAR10", "digits": "digits"}
 
 _INT_COLUMNS = ("cut", "repeat")
 _NULLABLE_INT_COLUMNS = ("seed", "depth", "num_channels", "kernel_size", "n_train", "epochs")
@@ -157,13 +156,14 @@ def datasets_from_path(path: str | os.PathLike) -> tuple[str, str] | None:
     ``MNIST_to_FashionMNIST/``-style folders, so the path is the only place its files name their datasets.
     """
     path = Path(path)
-    names = "|".join(sorted(KNOWN_DATASETS, key=len, reverse=True))
+    known = path_names()  # every registered dataset's name and aliases, lower case
+    names = "|".join(sorted(map(re.escape, known), key=len, reverse=True))
     for depth, part in enumerate([path.stem, *reversed(path.parent.parts)]):
         pair = re.search(rf"(?i)(?:^|[^a-z])({names})_to_({names})(?:$|[^a-z0-9])", part)
         if pair:
-            return KNOWN_DATASETS[pair.group(1).lower()], KNOWN_DATASETS[pair.group(2).lower()]
-        if depth > 0 and part.lower() in KNOWN_DATASETS:  # a folder, not the file, named after a dataset
-            name = KNOWN_DATASETS[part.lower()]
+            return known[pair.group(1).lower()], known[pair.group(2).lower()]
+        if depth > 0 and part.lower() in known:  # a folder, not the file, named after a dataset
+            name = known[part.lower()]
             return name, name
     return None
 

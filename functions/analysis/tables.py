@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from functions.analysis import stats
-from functions.analysis.labels import fraction_label, protocol_text
-from functions.analysis.results import sort_arms, with_settings
+from functions.analysis.labels import fraction_label
+from functions.analysis.results import protocol_variant, sort_arms, with_settings
 
 
 def _cell(row: pd.Series, letters: bool = True) -> str:
@@ -56,7 +56,11 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
     if "fraction" in flat.columns:
         flat["fraction"] = flat["fraction"].map(fraction_label)
     flat.columns.name = None
-    return flat
+    return flat.fillna("–")  # an arm a setting does not have (FR has no cut 0 where FT has)
+
+
+def _tests(n: int) -> str:
+    return f"{n} test" + ("" if n == 1 else "s")
 
 
 def table_caption(summary: pd.DataFrame, letters: bool | None = None, metric: str = "test accuracy") -> str:
@@ -64,14 +68,17 @@ def table_caption(summary: pd.DataFrame, letters: bool | None = None, metric: st
     two Holm families, so that a letter and a star never seem to contradict each other."""
     arms = summary.groupby(_index_columns(summary), dropna=False)["arm"].nunique()
     k = int(arms.max()) if len(arms) else 0
+    vs_baseline, all_pairs = max(k - 1, 1), k * (k - 1) // 2
     text = (f"Median {metric} [95 % bootstrap CI] per fraction (in per cent of the fine-tuning data) and arm. "
-            f"*: differs from the baseline (paired Wilcoxon signed-rank, Holm over the {max(k - 1, 1)} "
-            "cut-vs-baseline tests of its row).")
+            f"*: differs from the baseline (paired Wilcoxon signed-rank, Holm over the {_tests(vs_baseline)} of "
+            "each cut against the baseline in its row).")
     shown = _informative_letters(summary) if letters is None else pd.Series(bool(letters), index=summary.index)
     if shown.any():
-        text += (f" Letters: rank groups from all {k * (k - 1) // 2} pairwise tests of a row (Holm over all "
-                 "pairs); arms sharing a letter are not significantly different. That family is larger than the "
-                 "baseline's, so a starred arm may still share the baseline's letter.")
+        text += (f" Letters: rank groups from all {_tests(all_pairs)} between two arms of a row (Holm over all "
+                 "pairs); arms sharing a letter are not significantly different.")
+        if all_pairs > vs_baseline:
+            text += (" That family is larger than the baseline's, so a starred arm may still share the "
+                     "baseline's letter.")
     if letters is None and not shown.all() and "group_label" in summary.columns:
         text += " Rows without letters: no two arms differ after Holm over all pairs."
     return text
@@ -108,7 +115,7 @@ def delta_table(df: pd.DataFrame, metric: str = "test_acc", baseline: str = "bas
     by = ["study", "setting", "fraction"]
     effects = stats.effect_vs_baseline(data, metric=metric, baseline=baseline, by=by, n_boot=n_boot,
                                        seed=seed, alpha=alpha)
-    return delta_frame(effects, by=by, ci=ci, protocol=protocol_text(data))
+    return delta_frame(effects, by=by, ci=ci, protocol="/".join(map(str, pd.unique(protocol_variant(data)))))
 
 
 def delta_frame(effects: pd.DataFrame, by: list[str] | tuple[str, ...] = ("study", "setting", "fraction"),
@@ -116,7 +123,8 @@ def delta_frame(effects: pd.DataFrame, by: list[str] | tuple[str, ...] = ("study
     """:func:`delta_table` from an effect table (:func:`functions.analysis.stats.effect_vs_baseline`'s
     columns): cells ``+1.2 ✓`` (points), one row per fraction (in per cent) with its number of ``pairs``
     (repeats paired with the baseline; ``15–16`` when cuts differ), grouping columns that do not vary left
-    out of the index. The columns' name says the unit and, when given, the ``protocol``."""
+    out of the index; a first index level ``protocol`` names the protocol the runs were trained under, when
+    given. The columns' name says the unit."""
     by = [c for c in by if c in effects.columns]
     if effects.empty:
         return pd.DataFrame(index=pd.Index([], name="fraction"))
@@ -143,5 +151,5 @@ def delta_frame(effects: pd.DataFrame, by: list[str] | tuple[str, ...] = ("study
     if "fraction" in table.index.names:  # in per cent, in the order of the fractions
         table.index = table.index.set_levels(
             table.index.levels[table.index.names.index("fraction")].map(fraction_label), level="fraction")
-    table.columns.name = "Δ points vs baseline" + (f" · {protocol}" if protocol else "")
-    return table
+    table.columns.name = "Δ points vs baseline"
+    return pd.concat({protocol: table}, names=["protocol"]) if protocol else table

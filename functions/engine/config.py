@@ -19,7 +19,8 @@ from typing import Any
 from .architectures import ACTIVATIONS, ARCHITECTURES, block_count, blocks_for_depth
 from .coerce import CoercionError, coerce_fields
 from .conditions import condition_name
-from .datasets import DATASET_SHAPES, DATASETS, NUM_CLASSES, check_available, default_data_root
+from .datasets import (DATASET_SHAPES, DATASETS, NUM_CLASSES, check_available, default_data_root,
+                       profile_overrides)
 from .errors import ConfigError
 from .fileio import atomic_write_text
 
@@ -64,7 +65,8 @@ class StudyConfig:
     batch_size: int = 4096
     val_split: float = 0.1
     generate_dataset_seed: int = 42
-    # fine-tuning protocol (pretraining always uses "original"): see README "Protocols"
+    # fine-tuning protocol (pretraining always uses "original"): see README, "The protocol: is the baseline
+    # given a fair chance?", and functions/engine/protocols.py for the named variants
     #   original  — epochs; patience in epochs; validation = val_split of the whole training split
     #   steps     — a budget of optimizer steps (min_steps..max_steps), validation every eval_every steps,
     #               patience counted in evaluations; validation as in original
@@ -354,8 +356,7 @@ class StudyConfig:
             raise ConfigError(f"profile {name!r} is unknown; allowed: {list(PROFILES)}")
         base = copy.deepcopy(PROFILE_SETTINGS[name])  # the profile's lists are never shared with a config
         target = overrides.get("target_dataset", base.get("target_dataset", "MNIST"))
-        if name == "paper" and target == "CIFAR10":
-            base["batch_size"] = 64  # the original used 64 for CIFAR
+        base.update(profile_overrides(target, name))  # the dataset's own settings (CIFAR-10 at paper: batch 64)
         base.update(overrides)
         base["profile"] = name
         return cls.from_dict(base)

@@ -1,5 +1,6 @@
 """Datasets as in-memory tensors: loading, class splits with relabelling, validation split, subsets, and
-the identity of the files read (what the dataset facts in ``datasets`` say about them lives there).
+the identity of the files read (the facts about each dataset are its record in ``datasets``; the file
+formats are read by ``readers``).
 
 Every dataset is read once into uint8 tensors ``[N, C, H, W]`` and normalised once; subsets are index
 tensors. Nothing per item runs in a training loop.
@@ -8,17 +9,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import pickle
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .datasets import (CANONICAL_IDENTITY, CIFAR_FILES, CLASS_NAMES, DATASETS, IDX_FILES, NORMALISATION,
-                       check_available, dataset_files, default_data_root)
-from .errors import ConfigError
+from . import readers
+from .datasets import DatasetSpec, check_available, dataset_spec, default_data_root
+
+DataFileError = readers.DataFileError  # where callers have always caught it; raised by the readers
 
 
 @dataclass
@@ -65,21 +65,21 @@ def dataset_identity(name: str, root: str | Path | None = None) -> str:
 
     sha1 over every needed file's name and MD5 (about 0.1 s for MNIST, 0.3 s for CIFAR-10, once per
     process while the files are unchanged). When a file is missing the loader downloads torchvision's
-    canonical files, so the identity is the canonical one (``canonical:<name>`` if none is known).
+    canonical files, so the identity is the canonical one (``canonical:<name>`` if none is known). Data
+    without files (digits) has the identity its record's ``identity`` function gives.
     """
-    if name not in DATASETS:
-        raise ConfigError(f"dataset {name!r} is unknown; allowed: {list(DATASETS)}")
-    if name == "digits":
-        return _digits_identity()
-    signature = _files_signature(name, default_data_root(root).resolve())
+    spec = dataset_spec(name)
+    if spec.identity is not None:
+        return spec.identity()
+    signature = _files_signature(spec, default_data_root(root).resolve())
     if any(size is None for _, _, size in signature):
-        return CANONICAL_IDENTITY.get(name, f"canonical:{name}")
+        return spec.canonical
     return _files_identity(signature)
 
 
 def is_canonical(name: str, root: str | Path | None = None) -> bool:
     """Whether ``name`` under ``root`` is (or would be downloaded as) torchvision's canonical release."""
-    return dataset_identity(name, root) == CANONICAL_IDENTITY.get(name, f"canonical:{name}")
+    return dataset_identity(name, root) == dataset_spec(name).canonical
 
 
 def _identity_of_md5s(pairs) -> str:
@@ -102,27 +102,19 @@ def _md5(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
-def _digits_identity() -> str:
-    """sha1 of scikit-learn's digits images and labels (fixed dtypes: platform-independent)."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    digest = hashlib.sha1(repr((bunch.images.shape, bunch.target.shape)).encode())
-    digest.update(bunch.images.astype("<f8").tobytes())
-    digest.update(bunch.target.astype("<i8").tobytes())
-    return digest.hexdigest()
+def _files_signature(spec: DatasetSpec, root: Path) -> tuple:
+    """(path, mtime_ns, size) of every file the dataset needs; None for a missing file."""
+    signature = []
+    for path in spec.files_under(root):
+        try:
+            st = path.stat()
+            signature.append((str(path), st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            signature.append((str(path), None, None))
+    return tuple(signature)
 
 
 # ----------------------------------------------------------------------------- loading
-class DataFileError(ValueError):
-    """A dataset file exists but cannot be used; the message names the file and what is wrong."""
-
-    def __init__(self, path: str | Path, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-
-
 def load_dataset(name: str, root: str | Path | None = None, download: bool | None = None) -> RawDataset:
     """Read a whole dataset into uint8 tensors (cached per process while its files stay unchanged).
 
@@ -133,186 +125,32 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool | Non
     check_available(name, root, download)
     # The files' mtimes and sizes are part of the key: data fixed or replaced in place is re-read
     # (and agrees with dataset_identity) instead of the stale tensors being served.
-    return _load_cached(name, root, _files_signature(name, root))
+    return _load_cached(name, root, _files_signature(dataset_spec(name), root))
 
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, root: Path, signature: tuple) -> RawDataset:
-    """The uncached read behind load_dataset; exceptions propagate and are never cached."""
-    if name in ("MNIST", "FashionMNIST"):
-        x_train, y_train, x_test, y_test = _load_idx(name, root)
-    elif name == "CIFAR10":
-        x_train, y_train, x_test, y_test = _load_cifar(root)
-    else:
-        x_train, y_train, x_test, y_test = _load_digits()
-    mean, std = NORMALISATION[name]
-    return RawDataset(name, x_train, y_train, x_test, y_test, CLASS_NAMES[name], mean, std)
+    """The uncached read behind load_dataset (the record's loader); exceptions are never cached."""
+    spec = dataset_spec(name)
+    x_train, y_train, x_test, y_test = (torch.as_tensor(a) for a in spec.loader(spec, root))
+    for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        _check_loaded(spec, part, x, y)
+    return RawDataset(name, x_train, y_train.long(), x_test, y_test.long(), list(spec.class_names),
+                      spec.mean, spec.std)
 
 
-load_dataset.cache_clear = _load_cached.cache_clear  # the public function used to be the lru_cache
-
-
-def _files_signature(name: str, root: Path) -> tuple:
-    """(path, mtime_ns, size) of every file ``name`` needs; None for a missing file."""
-    signature = []
-    for path in dataset_files(name, root):
-        try:
-            st = path.stat()
-            signature.append((str(path), st.st_mtime_ns, st.st_size))
-        except FileNotFoundError:
-            signature.append((str(path), None, None))
-    return tuple(signature)
-
-
-# IDX element-type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes are MNIST-like.
-_IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float",
-              0x0E: "double"}
-
-
-def _read_idx(path: Path) -> torch.Tensor:
-    """One IDX file (big-endian header, uint8 payload) as a tensor; DataFileError when it is damaged."""
-    data = path.read_bytes()
-    ndim = _check_idx_magic(path, data)
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataFileError(path, f"truncated IDX header: {ndim} dimensions need {header} header bytes, "
-                                  f"the file has {len(data)}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected, actual = int(np.prod(shape)), len(data) - header
-    if actual != expected:
-        what = "truncated IDX file" if actual < expected else "IDX file has trailing bytes"
-        raise DataFileError(path, f"{what}: the header's dims {'×'.join(map(str, shape))} need {expected} "
-                                  f"bytes of data, but {actual} follow the {header}-byte header")
-    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
-    return torch.from_numpy(array.copy())
-
-
-def _check_idx_magic(path: Path, data: bytes) -> int:
-    """The number of dimensions from an IDX magic number ``00 00 08 ndim``; DataFileError otherwise."""
-    if not data:
-        raise DataFileError(path, "empty file (0 bytes); expected an IDX file")
-    if len(data) < 4:
-        raise DataFileError(path, f"truncated IDX header: {len(data)} bytes, the magic number alone needs 4")
-    if data[:2] == b"\x1f\x8b":  # torchvision keeps the .gz next to the raw file; easy to mix up
-        raise DataFileError(path, "is gzip-compressed; expected the uncompressed IDX file (gunzip it)")
-    if data[:2] != b"\0\0":
-        raise DataFileError(path, f"not an IDX file: magic number 0x{data[:4].hex()} does not start "
-                                  "with two zero bytes (expected 0x000008 followed by the number of dims)")
-    if data[2] != 0x08:
-        kind = _IDX_TYPES.get(data[2], "unknown")
-        raise DataFileError(path, f"IDX magic number 0x{data[:4].hex()}: element type 0x{data[2]:02x} "
-                                  f"({kind}) is not supported; expected 0x08 (unsigned byte)")
-    if data[3] == 0:
-        raise DataFileError(path, "IDX header says 0 dimensions")
-    return data[3]
-
-
-def _load_idx(name: str, root: Path):
-    """MNIST-format files; downloads through torchvision when they are missing."""
-    raw = root / name / "raw"
-    if not all((raw / f).exists() for f in IDX_FILES):
-        import torchvision
-
-        getattr(torchvision.datasets, name)(str(root), train=True, download=True)
-        getattr(torchvision.datasets, name)(str(root), train=False, download=True)
-    num_classes = len(CLASS_NAMES[name])
-    out = []
-    for images_name, labels_name in (IDX_FILES[:2], IDX_FILES[2:]):
-        images_path, labels_path = raw / images_name, raw / labels_name
-        x, y = _read_idx(images_path), _read_idx(labels_path)
-        _check_idx_pair(images_path, labels_path, x, y, num_classes)
-        out += [x[:, None], y.long()]
-    return tuple(out)
-
-
-def _check_idx_pair(images_path: Path, labels_path: Path, x: torch.Tensor, y: torch.Tensor,
-                    num_classes: int) -> None:
-    """Images ``[N, H, W]`` and labels ``[N]`` in ``0..num_classes-1``; DataFileError otherwise."""
-    if x.dim() != 3:
-        raise DataFileError(images_path, f"an images file needs 3 dimensions (count, height, width), "
-                                         f"its IDX header has {x.dim()} {tuple(x.shape)}"
-                                         + (" — is it a labels file?" if x.dim() == 1 else ""))
-    if y.dim() != 1:
-        raise DataFileError(labels_path, f"a labels file needs 1 dimension (count), its IDX header has "
-                                         f"{y.dim()} {tuple(y.shape)}"
-                                         + (" — is it an images file?" if y.dim() == 3 else ""))
-    if len(y) == 0:
-        raise DataFileError(labels_path, "holds no labels (count 0)")
-    if len(x) != len(y):
-        raise DataFileError(images_path, f"holds {len(x)} images but its labels file {labels_path} holds "
-                                         f"{len(y)} labels (files swapped or from different datasets?)")
-    _check_label_range(labels_path, y, num_classes)
-
-
-def _check_label_range(path: Path, labels, num_classes: int) -> None:
-    """Every label in ``0..num_classes-1``; DataFileError naming the first bad one otherwise."""
-    labels = torch.as_tensor(labels)
-    bad = (labels < 0) | (labels >= num_classes)
-    if bool(bad.any()):
-        first = int(torch.nonzero(bad)[0])
-        raise DataFileError(path, f"{int(bad.sum())} label(s) outside 0..{num_classes - 1}, the first is "
-                                  f"{int(labels[first])} at index {first}")
-
-
-_CIFAR_IMAGE_BYTES = 3 * 32 * 32
-
-
-def _load_cifar(root: Path):
-    """The standard ``cifar-10-batches-py`` pickles; downloads through torchvision when missing."""
-    folder = root / "cifar-10-batches-py"
-    if not all((folder / f).exists() for f in CIFAR_FILES):
-        import torchvision
-
-        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
-
-    def read(files):
-        batches = [_read_cifar_batch(folder / f) for f in files]
-        xs, ys = zip(*batches)
-        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
-
-    x_train, y_train = read(CIFAR_FILES[:5])
-    x_test, y_test = read(CIFAR_FILES[5:])
-    return x_train, y_train, x_test, y_test
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python batch as (uint8 ``[N, 3, 32, 32]``, int64 ``[N]``); DataFileError if damaged."""
-    try:
-        with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="latin1")
-    except Exception as exc:  # a damaged pickle raises almost any type (EOFError, UnpicklingError, ...)
-        raise DataFileError(path, f"unreadable CIFAR batch ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(batch, dict):
-        raise DataFileError(path, f"a CIFAR batch must be a dict, this pickle holds a {type(batch).__name__}")
-    missing = [k for k in ("data", "labels") if k not in batch]
-    if missing:
-        raise DataFileError(path, f"CIFAR batch lacks {missing}; its keys are {sorted(map(str, batch))}")
-    try:
-        x = np.asarray(batch["data"], dtype=np.uint8)
-        y = np.asarray(batch["labels"], dtype=np.int64)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise DataFileError(path, f"CIFAR batch data/labels are not numeric arrays ({exc})") from exc
-    if y.ndim != 1 or len(y) == 0:
-        raise DataFileError(path, f"CIFAR batch needs a non-empty 1-D label list, got shape {y.shape}")
-    if x.size != len(y) * _CIFAR_IMAGE_BYTES:
-        raise DataFileError(path, f"wrong size: 'data' holds {x.size} bytes {x.shape}, but {len(y)} labels "
-                                  f"need {len(y)} × 3×32×32 = {len(y) * _CIFAR_IMAGE_BYTES}")
-    _check_label_range(path, y, len(CLASS_NAMES["CIFAR10"]))
-    return x.reshape(-1, 3, 32, 32), y
-
-
-def _load_digits():
-    """scikit-learn's embedded 8×8 digits, upsampled to 16×16 so pooling has room; fixed 80/20 split."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = torch.from_numpy((bunch.images * (255.0 / 16.0)).round().astype(np.uint8))
-    images = images.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)[:, None]
-    labels = torch.from_numpy(bunch.target.astype(np.int64))
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    n_test = len(labels) // 5
-    test, train = order[:n_test], order[n_test:]
-    return images[train], labels[train], images[test], labels[test]
+def _check_loaded(spec: DatasetSpec, part: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    """What a loader returns agrees with its record (a new record's loader is checked here, once)."""
+    where = f"dataset {spec.name!r}: its loader's {part} split"
+    if x.dtype != torch.uint8 or tuple(x.shape[1:]) != spec.shape:
+        raise ValueError(f"{where} has images {x.dtype} {tuple(x.shape)}; the record says uint8 [N, "
+                         f"{', '.join(map(str, spec.shape))}]")
+    if y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
+        raise ValueError(f"{where} has labels {y.dtype} {tuple(y.shape)} for {len(x)} images; "
+                         "expected integer labels [N]")
+    if len(y) and not 0 <= int(y.min()) <= int(y.max()) < spec.num_classes:
+        raise ValueError(f"{where} has labels outside 0..{spec.num_classes - 1} (the record's "
+                         f"{spec.num_classes} class_names)")
 
 
 # ----------------------------------------------------------------------------- splits

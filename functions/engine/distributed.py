@@ -33,8 +33,8 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .conditions import RunSpec
-from .pool import (LocalPool, available_cores, claim_runs, raise_failures, release_unstored, run_tasks,
-                   store_result)
+from .pool import (TASK_RETRIES, LocalPool, available_cores, claim_runs, raise_failures, release_unstored,
+                   run_tasks, store_result)
 from .progress import GridProgress
 from .study import IN_PROCESS, InProcess, Study
 from .tasks import deliver_context, forget_context, pack_context, plan_tasks, run_batch, set_torch_threads, \
@@ -42,7 +42,6 @@ from .tasks import deliver_context, forget_context, pack_context, plan_tasks, ru
 
 KINDS = ("dask", "process", "local")
 LOCAL_CLUSTER_NAMES = ("", "local", "local-cluster")
-TASK_RETRIES = 2
 _LOCAL_CLUSTER = re.compile(r"^(local|local-cluster)(?::(\d+))?$")
 
 

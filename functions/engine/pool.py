@@ -27,11 +27,14 @@ from .errors import ConfigError
 from .progress import GridProgress
 from .tasks import pack_context, plan_tasks, run_batch, set_torch_threads, worker_context
 
-# Pending runs from which the default executor starts a pool: below it, starting the workers (a fresh
-# Python, torch and the data per worker: seconds) costs more than a second core saves.
+# Pending runs from which the default executor starts a pool. Starting the workers costs a fresh Python,
+# torch and the data per worker (measured: 14 s until two spawned workers had imported the engine, on a
+# 2-core machine also running two other grids), while one run of the cpu grid takes seconds (three
+# learning rates, >= 500 steps each): below a handful of runs the other cores cannot win that back.
+# What the pool gives on a whole grid: benchmarks/grid_speed.py --mode pool.
 POOL_MIN_RUNS = 8
 WORKERS_VARIABLE = "TL_STUDY_WORKERS"  # worker processes of the default executor; "1": train in-process
-TASK_RETRIES = 2  # times a task is resubmitted after a worker died while it ran
+TASK_RETRIES = 2  # times a task is run again after its worker died (Dask: or after it raised)
 
 
 def available_cores() -> int:
@@ -111,7 +114,7 @@ class LocalPool:
                              self.where, progress, restart=self._restart,
                              n_workers=self.n_workers)
         except BaseException:
-            self.close(kill=True)  # interrupted: stop the workers now rather than after their current task
+            self.close(kill=True)  # stopped early (interrupt, error): the workers stop now, not after their task
             raise
         finally:
             Path(path).unlink(missing_ok=True)

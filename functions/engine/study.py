@@ -151,7 +151,9 @@ class Study:
         return fingerprint(dict(pretrain=pretrain_fingerprint(c), target=c.target_dataset,
                                 classes=c.fine_tune_classes, lr=c.lr_fine_tune,
                                 reinit_both_dense=c.reinit_both_dense,
-                                **data_keys(c, {c.target_dataset}), **protocol_keys(c)))
+                                **data_keys(c, {c.target_dataset}), **protocol_keys(c),
+                                # a transform of the target images only when on (shipped names unchanged)
+                                **({"block_shuffle": c.target_block_shuffle} if c.target_block_shuffle else {})))
 
     def store_path(self) -> Path:
         slug = (f"{self.cfg.source_dataset}{''.join(map(str, self.cfg.pre_train_classes))}_to_"

@@ -17,7 +17,7 @@ from typing import Optional, Union  # noqa: F401 - used by the shared study para
 from torchinfo import summary
 
 from functions.analysis import figures
-from functions.analysis.labels import protocol_text, repeats_text
+from functions.analysis.labels import protocol_text, repeats_text, with_fraction_labels
 from functions.analysis.results import summary_table
 from functions.analysis.tables import delta_table
 from functions.engine.config import profile_from_env  # noqa: F401 - the parameters cell's default profile
@@ -61,7 +61,7 @@ df = study.run(("baseline", cfg.condition), executor=executor_for(params["schedu
 # same subset.
 
 # %%
-summary_table(df).round(4)
+with_fraction_labels(summary_table(df).round(4))
 
 # %%
 paths = study.export_original()  # original_format/: baselines_*.json, cuts_*.json
@@ -70,10 +70,10 @@ print(study.store.path, *paths, sep="\n")
 # %% [markdown]
 # ## Headline: what keeping *k* blocks gains over training from scratch
 # Per fraction, the median over repeats of the paired difference cut − baseline (same subset, same initial
-# weights), in points of test accuracy, with its bootstrap 95 % CI; the figure and the table show the same
-# numbers. Filled markers and ✓: significant after Holm over the cut-vs-baseline comparisons of that fraction
-# (Wilcoxon signed-rank, pairs = repeats; `pairs` in the table). The next line names the protocol the runs were
-# trained under and their repeats.
+# weights), in points of test accuracy, with the exact 95 % interval that matches the test (Hodges–Lehmann; none
+# below 6 pairs); the figure and the table show the same numbers. Filled markers and ✓: significant after Holm
+# over the cut-vs-baseline comparisons of that fraction (Wilcoxon signed-rank, pairs = repeats; `pairs` in the
+# table). The next line names the protocol the runs were trained under and their repeats.
 
 # %%
 print(cfg.study_name(), "|", protocol_text(df), "|", repeats_text(df))

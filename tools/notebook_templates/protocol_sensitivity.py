@@ -69,9 +69,9 @@ print(len(rows), "runs;", ", ".join(f"{label}: {seconds:.0f} s" for label, secon
 
 # %% [markdown]
 # ## The gain of each cut under each protocol
-# Median over repeats of the paired gain (cut − baseline of the same protocol, in points), bootstrap 95 % CI;
-# filled markers and ✓: significant after Holm over the cuts of that protocol and fraction (Wilcoxon
-# signed-rank, pairs = repeats).
+# Median over repeats of the paired gain (cut − baseline of the same protocol, in points) with the exact 95 %
+# interval that matches the test (Hodges–Lehmann; none below 6 pairs); filled markers and ✓: significant after
+# Holm over the cuts of that protocol and fraction (Wilcoxon signed-rank, pairs = repeats). Fractions in per cent.
 
 # %%
 gains = transfer_gains(rows)
@@ -100,7 +100,7 @@ with_fraction_labels(budget_overview(rows))
 
 # %%
 starved = starved_runs(rows)
-with_fraction_labels(starved[starved["starved"] > 0].round(4)).fillna("–")
+with_fraction_labels(starved[starved["starved"] > 0].round(4)).astype(object).fillna("–")
 
 # %%
 with_fraction_labels(chosen_learning_rates(rows))  # empty unless "realistic, tuned lr" ran: repeats per chosen rate

@@ -12,7 +12,7 @@ from typing import Optional, Union  # noqa: F401 - used by the shared study para
 from torchinfo import summary
 
 from functions.analysis import figures, stats
-from functions.analysis.labels import protocol_text, repeats_text
+from functions.analysis.labels import protocol_text, repeats_text, with_fraction_labels
 from functions.analysis.results import summary_table
 from functions.analysis.tables import delta_table
 from functions.engine.config import profile_from_env  # noqa: F401 - the parameters cell's default profile
@@ -55,16 +55,19 @@ df = study.run(("baseline", "FR", "FT"), executor=executor_for(params["scheduler
 # %%
 named = df.assign(arm=[a if c == "baseline" else f"{c} k={k}"
                        for a, c, k in zip(df["arm"], df["condition"], df["cut"])])
-summary_table(named).round(4).T
+with_fraction_labels(summary_table(named).round(4)).T
 
 # %% [markdown]
-# Paired Wilcoxon tests of FT against FR at the same cut (Holm-corrected within each fraction).
+# Paired Wilcoxon tests of FT against FR at the same cut (Holm-corrected within each fraction); Δ: the median
+# over repeats of `arm_a` − `arm_b` (FR − FT), in points.
 
 # %%
 tests = stats.paired_tests(named, by=("fraction",))
 same_cut = tests["arm_a"].str.split("=").str[-1] == tests["arm_b"].str.split("=").str[-1]
 columns = ["fraction", "arm_a", "arm_b", "n_pairs", "median_diff", "p_holm", "significant", "warning"]
-tests[same_cut & tests["arm_a"].str.startswith(("FR", "FT"))][columns].round(4)
+shown = tests[same_cut & tests["arm_a"].str.startswith(("FR", "FT"))][columns]
+shown = shown.assign(median_diff=(100 * shown["median_diff"]).round(1)).rename(columns={"median_diff": "Δ (points)"})
+with_fraction_labels(shown.round(4))
 
 # %%
 for condition in ("FR", "FT"):
@@ -73,10 +76,11 @@ for condition in ("FR", "FT"):
 # %% [markdown]
 # ## Headline: what keeping *k* blocks gains over training from scratch, with and without the blocks after the cut
 # Per fraction, the median over repeats of the paired difference cut − baseline (same subset, same initial
-# weights), in points of test accuracy, with its bootstrap 95 % CI; one panel per condition; the figure and the
-# table show the same numbers. Filled markers and ✓: significant after Holm over the cut-vs-baseline comparisons
-# of that condition and fraction (Wilcoxon signed-rank, pairs = repeats; `pairs` in the table). The next line
-# names the protocol the runs were trained under and their repeats.
+# weights), in points of test accuracy, with the exact 95 % interval that matches the test (Hodges–Lehmann; none
+# below 6 pairs); one panel per condition; the figure and the table show the same numbers. Filled markers and ✓:
+# significant after Holm over the cut-vs-baseline comparisons of that condition and fraction (Wilcoxon
+# signed-rank, pairs = repeats; `pairs` in the table). The next line names the protocol the runs were trained
+# under and their repeats.
 
 # %%
 print(cfg.study_name(), "|", protocol_text(df), "|", repeats_text(df))

@@ -13,6 +13,7 @@ import os
 from typing import Optional
 
 from functions.analysis import diagnostics, figures, stats
+from functions.analysis.labels import differences_in_points, with_fraction_labels
 from functions.analysis.results import load_results, with_settings
 from functions.analysis.tables import to_latex, to_markdown
 from functions.engine.config import profile_from_env
@@ -43,15 +44,16 @@ print(len(df), "runs;", ", ".join(sorted(df.study.unique())), "; conditions:", s
 
 # %% [markdown]
 # ## Statistics per fraction
-# Median test accuracy with bootstrap CI, rank group, and the paired difference to the baseline (Holm-corrected
-# p). A warning column says when the number of paired repeats makes significance impossible.
+# Median test accuracy with bootstrap CI, rank group, and the paired difference to the baseline in points
+# (Holm-corrected p); fractions in per cent. A warning column says when the number of paired repeats makes
+# significance impossible.
 
 # %%
 # Each condition gets its own copy of the baseline (a 'setting'): FR and truncation share one
 # baseline, and their 'cut 2' rows must not be paired with each other.
 summary = stats.summarize(with_settings(df), metric=metric, alpha=alpha,
                           by=("study", "setting", "fraction"), seed=0)
-summary.round(4)
+with_fraction_labels(differences_in_points(summary)).round(4)
 
 # %%
 figures.use_style()
