@@ -24,10 +24,10 @@ MAX_LINES = 620  # the ~600-line rule, with a little slack
 PLOTTING = ("matplotlib", "seaborn", "ipywidgets", "IPython")
 TRAINING_NAMES = {"fit", "fit_steps", "pretrain", "Study", "run_protocols", "make_executor"}
 TRAINING_MODULES = ("functions.engine.study", "functions.engine.distributed", "functions.engine.pool",
-                    "functions.engine.tasks", "functions.engine.pretraining", "functions.engine.protocols")
+                    "functions.engine.tasks", "functions.engine.pretraining", "functions.engine.protocol_grid")
 LIGHT = ("functions.engine.config", "functions.engine.conditions", "functions.engine.datasets",
          "functions.engine.architectures", "functions.engine.errors", "functions.engine.coerce",
-         "functions.engine.schema", "functions.engine.store")
+         "functions.engine.schema", "functions.engine.store", "functions.engine.protocols")
 
 
 def module_name(path: Path) -> str:

@@ -19,6 +19,7 @@ from functions.analysis.findings_protocols import original_vs_default_section, p
 from functions.analysis.findings_studies import (clustering_section, conditions_section, ft_vs_fr_section,
                                                  transfer_section)
 from functions.analysis.results import load_results
+from functions.engine.datasets import study_title
 
 COMMAND = "python tools/make_findings.py"
 # Where the shipped stores live, relative to the repository root (one entry per section that reads them).
@@ -71,16 +72,17 @@ def build_findings(root: str | Path, n_boot: int = 2000, seed: int = 0,
         if found:
             sections.append(make(found))
 
-    run("mnist", lambda p: transfer_section("MNIST 0–4 → 5–9: frozen transfer (FR) vs from scratch", p, root,
-                                            "FR", n_boot, seed))
+    fr_title = "{}: frozen transfer (FR) vs from scratch".format
+    run("mnist", lambda p: transfer_section(fr_title(study_title("MNIST", "MNIST", "regular")), p, root, "FR",
+                                            n_boot, seed))
     run("protocols", lambda p: protocol_section(p, root, n_boot, seed))
     originals, _ = _existing(root, layout["original"])
     protocol_stores, _ = _existing(root, layout["protocols"])
     defaults = [p for key in ("mnist", "fashion", "cross_domain") for p in _existing(root, layout[key])[0]]
     if defaults and (originals or protocol_stores):
         sections.append(original_vs_default_section(originals, protocol_stores, defaults, root, n_boot, seed))
-    run("fashion", lambda p: transfer_section("FashionMNIST class split: frozen transfer (FR) vs from scratch",
-                                              p, root, "FR", n_boot, seed))
+    fashion = f"FashionMNIST class split ({study_title('FashionMNIST', 'FashionMNIST', 'regular')})"
+    run("fashion", lambda p: transfer_section(fr_title(fashion), p, root, "FR", n_boot, seed))
     run("mnist", lambda p: ft_vs_fr_section(p, root, n_boot, seed))
     run("cross_domain", lambda p: transfer_section("Cross-domain: MNIST ↔ FashionMNIST (FR)", p, root, "FR",
                                                    n_boot, seed))
