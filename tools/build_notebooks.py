@@ -43,35 +43,35 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from functions.engine.datasets import dataset_spec, splits_title, study_title
+
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "tools" / "notebook_templates"
 
 # ----------------------------------------------------------------------------- what goes where
-# folder → (title, the parameters cell's lines that set the datasets and the class split)
-FOLDERS = {
-    "MNIST": ("MNIST digits 0–4 → 5–9", [
-        'source_dataset: str = "MNIST"',
-        'target_dataset: str = "MNIST"',
-        'class_split: str = "regular"              # MNIST: "regular" (0–4 → 5–9)']),
-    "FashionMNIST": ("FashionMNIST classes [0,1,2,3,4,6,8] → [5,7,9] (regular) or [0,1,2,4,6,7,9] → [3,5,8] (random)", [
-        'source_dataset: str = "FashionMNIST"',
-        'target_dataset: str = "FashionMNIST"',
-        'class_split: str = "regular"              # "regular" or "random"']),
-    "CIFAR": ("CIFAR-10 classes [0,1,8,9] → [2..7] (regular), the reverse, or [5..9] → [0..3] (random)", [
-        'source_dataset: str = "CIFAR10"',
-        'target_dataset: str = "CIFAR10"',
-        'class_split: str = "regular"              # "regular", "reverse" or "random"']),
-    "cross_domain": ("MNIST → FashionMNIST (or FashionMNIST → MNIST), all ten classes", [
-        'source_dataset: str = "MNIST"             # swap the two for FashionMNIST → MNIST',
-        'target_dataset: str = "FashionMNIST"',
-        'class_split: str = "all"                  # cross-domain: all ten classes on both sides']),
-}
-# the protocol-sensitivity grid of cross_domain runs the other direction by default
-FASHION_TO_MNIST = ("FashionMNIST → MNIST (or MNIST → FashionMNIST), all ten classes", [
-    'source_dataset: str = "FashionMNIST"      # swap the two for MNIST → FashionMNIST',
-    'target_dataset: str = "MNIST"',
-    'class_split: str = "all"                  # cross-domain: all ten classes on both sides'])
+# folder → (title, the parameters cell's lines that set the datasets and the class split), from the
+# dataset registry (functions.engine.datasets): a new dataset's folder is one more entry here.
+def _one_dataset(name: str) -> tuple[str, list[str]]:
+    """(title, parameter lines) of a folder that splits one dataset's classes, from its record."""
+    splits = [f'"{s}"' for s in dataset_spec(name).class_splits]
+    choices = ", ".join(splits[:-1]) + f" or {splits[-1]}" if len(splits) > 1 else splits[0]
+    first = next(iter(dataset_spec(name).class_splits))
+    return splits_title(name), [f'source_dataset: str = "{name}"', f'target_dataset: str = "{name}"',
+                                f'class_split: str = "{first}"              # {choices}']
 
+
+def _cross(source: str, target: str) -> tuple[str, list[str]]:
+    """(title, parameter lines) of a cross-domain folder: every class of both datasets."""
+    return (f"{study_title(source, target)} (or the other way round)", [
+        f'source_dataset: str = "{source}"  # swap the two for {target} → {source}',
+        f'target_dataset: str = "{target}"',
+        'class_split: str = "all"                  # cross-domain: all classes on both sides'])
+
+
+FOLDERS = {"MNIST": _one_dataset("MNIST"), "FashionMNIST": _one_dataset("FashionMNIST"),
+           "CIFAR": _one_dataset("CIFAR10"), "cross_domain": _cross("MNIST", "FashionMNIST")}
+# the protocol-sensitivity and what-transfers grids of cross_domain run the other direction by default
+FASHION_TO_MNIST = _cross("FashionMNIST", "MNIST")
 
 
 def _line(code: str, comment: str) -> str:
@@ -131,7 +131,8 @@ TARGETS: dict[str, dict[str, dict]] = {
     "compact_model": {"MNIST/compact_model.ipynb": {}},
     "featuremap_experiment": {"MNIST/featuremap_experiment.ipynb": {}},
     "architecture_search": {"FashionMNIST/architecture_search.ipynb": {}},
-    "what_transfers": {"MNIST/what_transfers.ipynb": _values(*FOLDERS["MNIST"])},
+    "what_transfers": {"MNIST/what_transfers.ipynb": _values(*FOLDERS["MNIST"]),
+                       "cross_domain/what_transfers.ipynb": _values(*FASHION_TO_MNIST)},
     "surgical_finetuning": {"cross_domain/surgical_finetuning.ipynb": {
         "study_parameters": study_parameters(FOLDERS["cross_domain"][1], results="results/surgical")}},
 }
