@@ -375,7 +375,9 @@ def budget_check(df: pd.DataFrame) -> pd.DataFrame:
     from functions.engine.training import step_budget
 
     need = {"steps", "best_step", "n_train", "max_steps", "eval_every", "batch_size"}
-    rows = df[df["protocol_variant"].isin([v for v in VARIANT_ORDER if v != "original"])] if need <= set(df) else df.iloc[:0]
+    if not need <= set(df):
+        return pd.DataFrame()
+    rows = df[df["protocol_variant"].isin([v for v in VARIANT_ORDER if v != "original"])]
     rows = rows.dropna(subset=list(need))
     if rows.empty:
         return pd.DataFrame()
