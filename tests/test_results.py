@@ -276,6 +276,7 @@ def _protocol_rows():
             for cut in (-1, 1):
                 rows.append(dict(study="S", condition="baseline" if cut == -1 else "FR", cut=cut, fraction=0.01,
                                  repeat=repeat, protocol=protocol, n_val=5, lr_grid=grid,
+                                 protocol_variant=protocol if grid is None else f"{protocol}, tuned lr",
                                  lr=1e-3 if grid is None else grid[(repeat + cut) % 3],
                                  test_acc=0.5 + 0.01 * repeat + (0.1 if cut == 1 else 0) +
                                  (0.2 if protocol == "realistic" else 0), config_hash=protocol,

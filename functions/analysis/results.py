@@ -372,7 +372,8 @@ def with_settings(df: pd.DataFrame) -> pd.DataFrame:
     mixes them (a ``results/protocols`` folder, or CRN stores read with older ones), each kind gets its own
     settings, named ``"FR · realistic"`` (``"FR · original · independent init"``), each with its own baseline."""
     df = drop_repeated_runs(df)
-    kinds = protocol_variant(df) + np.where(init_scheme(df) == "crn", "", " · independent init")
+    init = init_scheme(df)
+    kinds = protocol_variant(df) + (np.where(init == "crn", "", " · independent init") if init.nunique() > 1 else "")
     if kinds.nunique() > 1:
         parts = [_settings_of(rows).assign(setting=lambda d, k=kind: d["setting"] + f" · {k}")
                  for kind, rows in df.groupby(kinds, sort=False)]
