@@ -61,7 +61,7 @@ def test_verdict_and_table_use_the_computed_numbers():
     g = gains.set_index(["protocol_variant", "arm"])
     assert f"  - `original`: {g.loc[('original', 'cut 2'), 'gain_points']:+.1f} points" in text
     assert f"  - `realistic`: {g.loc[('realistic', 'cut 2'), 'gain_points']:+.1f} points" in text
-    assert "The gain survives `realistic`" in text
+    assert "The significant gain under `original` survives `realistic`" in text
     table = protocols.summary_frame(gains)
     assert table.loc[(STUDY, 0.001, "cut 2"), "original"].endswith("✓")
     assert not table.loc[(STUDY, 0.001, "cut 1"), "original"].endswith("✓")
@@ -70,14 +70,23 @@ def test_verdict_and_table_use_the_computed_numbers():
 def test_gain_disappearing_under_the_fair_protocol_is_reported():
     df = synthetic_rows(gains={"original": 0.10, "realistic": 0.0})
     text = protocols.verdict(protocols.transfer_gains(df, n_boot=200), protocols.gain_shift(df, n_boot=200))
-    assert "The gain does not survive `realistic`" in text
+    # words follow the numbers: the gain shrinks to nothing and is no longer significant
+    assert "The gain shrinks and is no longer significant under `realistic`" in text
+
+
+def test_without_a_gain_under_the_reference_nothing_survives():
+    df = synthetic_rows(gains={"original": 0.0, "realistic": 0.05})
+    text = protocols.verdict(protocols.transfer_gains(df, n_boot=200), protocols.gain_shift(df, n_boot=200))
+    assert "With no significant gain under `original` there is no gain to survive; `realistic` finds a " \
+           "significant gain" in text
+    assert "survives" not in text
 
 
 def test_a_significant_loss_is_called_a_loss():
     df = synthetic_rows(gains={"original": 0.10, "realistic": -0.05})
     text = protocols.verdict(protocols.transfer_gains(df, n_boot=200))
     assert "significant gain under `original`; significant loss under `realistic`." in text
-    assert "The gain does not survive `realistic`." in text
+    assert "The significant gain under `original` reverses into a significant loss under `realistic`." in text
 
 
 def test_budget_and_wall_time_tables():
@@ -107,8 +116,9 @@ def test_verdict_names_every_fair_protocol_and_its_shift():
     shift = protocols.gain_shifts(df, n_boot=200)
     assert set(shift["comparison"]) == {"realistic − original", "realistic, tuned lr − original"}
     text = protocols.verdict(gains, shift)
-    assert "The gain survives `realistic`: it moves by -5.9 points from `original` to `realistic`" in text
-    assert "The gain does not survive `realistic, tuned lr`: it moves by -10.0 points" in text
+    assert ("The significant gain under `original` survives `realistic`: it moves by -5.9 points from `original` "
+            "to `realistic`") in text
+    assert "The gain shrinks and is no longer significant under `realistic, tuned lr`: it moves by -10.0 points" in text
 
 
 def test_a_label_with_a_comma_stays_readable_in_the_verdict():

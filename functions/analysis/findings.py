@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from functions.analysis.findings_common import ALPHA, Section, _existing
 from functions.analysis.findings_protocols import original_vs_default_section, protocol_section
 from functions.analysis.findings_studies import (clustering_section, conditions_section, ft_vs_fr_section,
-                                                 transfer_section)
+                                                 repeats_section, transfer_section)
 from functions.analysis.results import load_results
 from functions.engine.datasets import study_title
 
@@ -98,6 +98,9 @@ def build_findings(root: str | Path, n_boot: int = 2000, seed: int = 0,
             sections.append(clustering_section(folder, root, k, n_boot, seed))
         else:
             missing.append(f"no clustering results at `{rel}`")
+    studies = [p for key in ("mnist", "fashion", "cross_domain") for p in _existing(root, layout[key])[0]]
+    if studies:
+        sections.append(repeats_section(studies, root, seed=seed))
     tail = Section("What could not be computed")
     for s in sections:
         missing.extend(s.missing)

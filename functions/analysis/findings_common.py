@@ -116,7 +116,9 @@ def reading(table: pd.DataFrame, study: str, what: str = "gain over the baseline
         if rows.empty:
             continue
         best = rows.loc[rows["diff_vs_baseline"].idxmax()]
-        parts.append(f"{'at' if parts else 'At'} {fraction_text(fraction)} the largest {what} is {best['arm']}, "
+        # a negative Δ is never "the largest gain": then every arm is below the reference
+        largest = f"largest {what}" if best["diff_vs_baseline"] > 0 else "largest Δ (every arm below the reference)"
+        parts.append(f"{'at' if parts else 'At'} {fraction_text(fraction)} the {largest} is {best['arm']}, "
                      f"{points(best['diff_vs_baseline'])} points (Holm {p_clause(best['p_holm_vs_baseline'])}, "
                      f"n = {int(best['n_pairs'])} pairs; {int(rows['significant_vs_baseline'].sum())} of "
                      f"{len(rows)} {unit} ✓)")

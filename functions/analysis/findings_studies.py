@@ -282,3 +282,43 @@ def clustering_section(folder: Path, root: Path, n_classes: int | None, n_boot: 
         section.add(f"**{name}** ({label}, one run; `{', '.join(f.name for f in files)}`):")
         section.table(f"{name} shown", data, data.assign(**{m: data[m].map(number) for m in models}))
     return section
+
+
+# ----------------------------------------------------------------------------- repeats advisor
+def repeats_section(paths: Sequence[Path], root: Path, condition: str = "FR", n_sim: int = 400,
+                    seed: int = 0) -> Section:
+    """For every comparison with the baseline that is not significant: the repeats that would settle it
+    (:func:`power.advise_repeats`: resampled paired differences, exact test, Holm over the fraction's cuts)."""
+    from functions.analysis import power
+
+    section = Section("How many repeats would settle the open comparisons?")
+    df = load_results(*paths)
+    df = df[df["condition"].isin([condition, "baseline"])]
+    section.add(f"Store(s): {_rel(paths, root)}. For each (study, fraction), the {condition} cuts whose gain "
+                "over the baseline is not Holm-significant, and the repeats at which the study's own test "
+                f"(exact Wilcoxon, Holm over the fraction's cuts) would reach 80 % power for the observed "
+                f"median gain: the paired differences of the repeats every arm has, resampled jointly "
+                f"({n_sim} simulations per number of repeats, seed {seed}). \"not within 64\": more than the "
+                "largest number tried.", "")
+    tables = []
+    for (study, fraction), rows in df.groupby(["study", "fraction"], sort=True):
+        if rows["arm"].nunique() < 2 or rows["repeat"].nunique() < 4:
+            continue
+        tables.append(power.advise_repeats(rows, study, fraction, n_sim=n_sim, seed=seed))
+    if not tables:
+        section.add("No (study, fraction) has enough repeats to resample.")
+        return section
+    advice = pd.concat(tables, ignore_index=True)
+    section.tables["advice"] = advice
+    open_rows = advice[~(advice["p_holm"] < ALPHA)]
+    if open_rows.empty:
+        section.add("Every comparison is already significant.")
+        return section
+    needed = [("not within 64" if pd.isna(n) else str(int(n))) for n in open_rows["repeats_needed"]]
+    section.table("repeats", open_rows, pd.DataFrame({
+        "study": open_rows["study"], "fraction": open_rows["fraction"].map(fraction_text), "cut": open_rows["arm"],
+        "repeats now": open_rows["n_pairs"].astype(str), "Δ (points)": open_rows["median_gain"].map(points),
+        "Holm p": open_rows["p_holm"].map(p_text), "power now": open_rows["power_now"].map(lambda v: f"{100 * v:.0f} %"),
+        "repeats for 80 % power": needed}))
+    return section
+

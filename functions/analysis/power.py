@@ -373,3 +373,25 @@ def power_figure(curves: pd.DataFrame, target: float = TARGET, ax=None, title: s
     ax.set_title(title or f"power of the exact Wilcoxon + Holm; {100 * target:.0f} % line")
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+def advise_study(df: pd.DataFrame, condition: str | None = None, n_sim: int = 400, seed: int = 0,
+                 min_repeats: int = 4) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The advisor for a study notebook: :func:`advise_repeats` of every (study, fraction) with at least
+    ``min_repeats`` repeats (rows of ``condition`` and the baseline when ``condition`` is given), and the
+    :func:`family_curves` of the fraction whose open comparisons need the most repeats (None when every
+    comparison is settled or too few repeats exist). Returns (advice, curves)."""
+    rows = df if condition is None else df[df["condition"].isin([condition, "baseline"])]
+    tables, curves, worst = [], None, -1
+    for (study, fraction), part in rows.groupby(["study", "fraction"], sort=True):
+        if part["arm"].nunique() < 2 or part["repeat"].nunique() < min_repeats:
+            continue
+        fam = family_curves(part, study, fraction, n_sim=n_sim, seed=seed)
+        advice = advise_repeats(part, study, fraction, n_sim=n_sim, seed=seed, curves=fam)
+        tables.append(advice)
+        open_needed = advice.loc[~(advice["p_holm"] < 0.05), "repeats_needed"].fillna(10 ** 6)
+        if len(open_needed) and open_needed.max() > worst:
+            worst, curves = open_needed.max(), fam
+    advice = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["study", "fraction", "arm",
+                                                                                       "advice"])
+    return advice, curves

@@ -295,7 +295,7 @@ def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | N
                 for variant in (v for v in fair if v in by_variant.index):
                     lines.append("  - " + _survival_text(by_variant.loc[variant], variant, reference,
                                                          _shift_row(shift, study, fraction, chosen, variant,
-                                                                    reference)))
+                                                                    reference), by_variant.loc[reference]))
     return "\n".join(lines)
 
 
@@ -321,13 +321,34 @@ def _interval_text(row: pd.Series) -> str:
     return f"{level} % CI {100 * low:+.1f} to {100 * high:+.1f}"
 
 
-def _survival_text(row: pd.Series, variant: str, reference: str, shift: pd.Series | None) -> str:
-    """``The gain survives `realistic`: it moves by … points …`` (survives: a significant gain)."""
-    survives = bool(row["significant"]) and row["median_diff"] > 0
-    text = f"The gain {'survives' if survives else 'does not survive'} {_name(variant)}"
+def _survival_text(row: pd.Series, variant: str, reference: str, shift: pd.Series | None,
+                   reference_row: pd.Series | None = None) -> str:
+    """What ``variant`` does to the reference protocol's result, in words that follow the numbers: a
+    significant gain under the reference "survives" (still a significant gain), "shrinks/grows and is no
+    longer significant" (the same sign, not significant) or "reverses"; without a significant gain under the
+    reference nothing can survive, so the sentence says what the variant finds instead."""
+    def state(r):
+        if r is None or not bool(r["significant"]):
+            return "none"
+        return "gain" if r["median_diff"] > 0 else "loss"
+
+    before, after = state(reference_row), state(row)
+    name = _name(variant)
+    if before == "gain":
+        if after == "gain":
+            text = f"The significant gain under {_name(reference)} survives {name}"
+        elif after == "loss":
+            text = f"The significant gain under {_name(reference)} reverses into a significant loss under {name}"
+        else:
+            moved = "shrinks" if row["median_diff"] < reference_row["median_diff"] else "grows"
+            text = f"The gain {moved} and is no longer significant under {name}"
+    else:
+        what = {"gain": "a significant gain", "loss": "a significant loss", "none": "no significant effect"}[after]
+        first = {"loss": "a significant loss", "none": "no significant gain"}[before]
+        text = f"With {first} under {_name(reference)} there is no gain to survive; {name} finds {what}"
     if shift is not None:
         text += (f": it moves by {100 * shift['median_shift']:+.1f} points from {_name(reference)} to "
-                 f"{_name(variant)} (paired by repeat, {_interval_text(shift)}, {_p_text(shift['p_holm'])})")
+                 f"{name} (paired by repeat, {_interval_text(shift)}, {_p_text(shift['p_holm'])})")
     return text + "."
 
 

@@ -16,7 +16,7 @@ from typing import Optional, Union  # noqa: F401 - used by the shared study para
 
 from torchinfo import summary
 
-from functions.analysis import figures
+from functions.analysis import figures, power
 from functions.analysis.labels import protocol_text, repeats_text, with_fraction_labels
 from functions.analysis.results import summary_table
 from functions.analysis.tables import delta_table
@@ -66,6 +66,18 @@ with_fraction_labels(summary_table(df).round(4))
 # %%
 paths = study.export_original()  # original_format/: baselines_*.json, cuts_*.json
 print(study.store.path, *paths, sep="\n")
+
+# %% [markdown]
+# ## How many repeats would settle it?
+# For every cut whose gain is not yet Holm-significant: the repeats at which this study's own test (exact
+# Wilcoxon, Holm over the fraction's cuts) would reach 80 % power for the observed gain, estimated by
+# resampling the paired differences; the figure shows power against repeats for the least settled fraction.
+
+# %%
+advice, curves = power.advise_study(df, condition=cfg.condition)
+print(*advice["advice"], sep="\n")
+if curves is not None:
+    power.power_figure(curves);
 
 # %% [markdown]
 # ## Headline: what keeping *k* blocks gains over training from scratch
