@@ -265,8 +265,9 @@ def study_config(parameters: Mapping[str, Any] | str, **changes: Any) -> StudyCo
 
 
 def executor_for(scheduler_address: str):
-    """None (run in this process) for an empty address; else an executor over a Dask client (``"local"``:
-    a LocalCluster)."""
+    """The executor of a notebook's ``scheduler_address``: None for ``""`` (``Study.run``'s default: a pool of
+    single-threaded worker processes when it pays, else this process), ``"inprocess"`` always this process,
+    else an executor over a Dask client (``"local"``: a LocalCluster; or a scheduler address or file)."""
     if not scheduler_address:
         return None
     from .engine.distributed import make_executor

@@ -38,3 +38,24 @@ def test_protocol_vs_data_separates_budget_from_carving():
         ("carved validation", "realistic − fixed budget")]
     assert table["median_shift"].tolist() == pytest.approx([-0.02, -0.01, -0.02])
     assert table["p_holm"].tolist() == pytest.approx(stats.holm(table["p"]).tolist())
+
+
+def test_what_changed_compares_only_cuts_both_protocols_ran():
+    from functions.analysis.findings_protocols import change_text, original_vs_default_table
+
+    original = pd.Series({"gains": (2, 3, 4), "losses": ()})
+    default = pd.Series({"gains": (3,), "losses": ()})
+    assert change_text(original, default) == "significant gain no longer significant at cut 2, 4"
+    assert change_text(original, default, cuts=(1, 2, 3)) == "significant gain no longer significant at cut 2"
+    assert change_text(original, original) == "same ✓ cuts"
+    rows = []
+    for variant, cuts, gain in (("original", (1, 2), 0.10), ("realistic, tuned lr", (1,), 0.10)):
+        for r in range(8):
+            rows.append(dict(study="s", condition="baseline", cut=-1, arm="baseline", fraction=0.01, repeat=r,
+                             test_acc=0.5 + 0.01 * r, protocol_variant=variant))
+            rows += [dict(study="s", condition="FR", cut=k, arm=f"cut {k}", fraction=0.01, repeat=r,
+                          test_acc=0.5 + 0.01 * r + gain + 0.001 * r, protocol_variant=variant) for k in cuts]
+    df = pd.DataFrame(rows)
+    table = original_vs_default_table(df[df["protocol_variant"] == "original"],
+                                      df[df["protocol_variant"] != "original"], n_boot=100, seed=0)
+    assert table["compared_cuts"].tolist() == [(1,)] and table["change"].tolist() == ["same ✓ cuts"]

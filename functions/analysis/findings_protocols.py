@@ -3,7 +3,7 @@ wall time) and what changed from the original protocol to the default."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -169,6 +169,7 @@ def _conclusions(df: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
         sig = at[at["significant_vs_baseline"].astype(bool)]
         best = at.loc[at["diff_vs_baseline"].idxmax()]
         records.append({"study": study, "fraction": fraction, "n_pairs": int(at["n_pairs"].max()),
+                        "cuts": tuple(sorted(cut_number(a) for a in at["arm"])),
                         "gains": tuple(cut_number(a) for a in sig.loc[sig["diff_vs_baseline"] > 0, "arm"]),
                         "losses": tuple(cut_number(a) for a in sig.loc[sig["diff_vs_baseline"] < 0, "arm"]),
                         "best_arm": best["arm"], "best_diff": best["diff_vs_baseline"]})
@@ -184,12 +185,14 @@ def _cuts_text(gains: tuple, losses: tuple) -> str:
     return "; ".join(parts) if parts else "no ✓"
 
 
-def change_text(original: pd.Series, default: pd.Series) -> str:
-    """What the default protocol changes in one conclusion: ✓ cuts won or lost, in words."""
+def change_text(original: pd.Series, default: pd.Series, cuts: Iterable[int] | None = None) -> str:
+    """What the default protocol changes in one conclusion: ✓ cuts won or lost among ``cuts`` (the cuts
+    both protocols ran; default: every cut), in words."""
     changes = []
+    keep = (lambda ks: set(ks)) if cuts is None else (lambda ks: set(ks) & set(cuts))
     for kind in ("gains", "losses"):
-        lost = sorted(set(original[kind]) - set(default[kind]))
-        won = sorted(set(default[kind]) - set(original[kind]))
+        lost = sorted(keep(original[kind]) - keep(default[kind]))
+        won = sorted(keep(default[kind]) - keep(original[kind]))
         word = "gain" if kind == "gains" else "loss"
         if lost:
             changes.append(f"significant {word} no longer significant at cut {', '.join(map(str, lost))}")
@@ -204,8 +207,10 @@ def original_vs_default_table(original: pd.DataFrame, default: pd.DataFrame, n_b
     if a.empty or b.empty:
         return pd.DataFrame()
     both = a.merge(b, on=["study", "fraction"], suffixes=("_original", "_default"))
+    # only cuts the default grid has already run are compared (a grid still running has fewer)
+    both["compared_cuts"] = [tuple(sorted(set(x) & set(y))) for x, y in zip(both["cuts_original"], both["cuts_default"])]
     both["change"] = [change_text(pd.Series({"gains": r.gains_original, "losses": r.losses_original}),
-                                  pd.Series({"gains": r.gains_default, "losses": r.losses_default}))
+                                  pd.Series({"gains": r.gains_default, "losses": r.losses_default}), r.compared_cuts)
                       for r in both.itertuples()]
     return both
 
@@ -242,6 +247,7 @@ def original_vs_default_section(original_paths: Sequence[Path], protocol_paths: 
         "default: n": table["n_pairs_default"].astype(str),
         "default: ✓": [_cuts_text(g, l) for g, l in zip(table["gains_default"], table["losses_default"])],
         "default: largest Δ": [f"{a} {points(d)}" for a, d in zip(table["best_arm_default"], table["best_diff_default"])],
+        "cuts compared": [", ".join(map(str, c)) for c in table["compared_cuts"]],
         "what changed": table["change"]}))
     changed = table[table["change"] != "same ✓ cuts"]
     section.add(f"**Reading.** {len(changed)} of {len(table)} (setting, fraction) conclusions change their ✓ cuts "

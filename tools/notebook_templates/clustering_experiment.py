@@ -30,7 +30,6 @@ methods: list[str] = ["agglomerative", "kmeans"]
 per_channel: bool = False                       # also cluster each channel's maps (slow on big models)
 max_samples: int = 2000                         # cap on clustered images per subset (agglomerative is O(n²))
 finetune_fraction: float = 0.1                  # data used to fine-tune the whole network for comparison
-scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
 
 # %%
 params = check_parameters(globals())

@@ -30,7 +30,7 @@ from functions.notebook import check_parameters, executor_for, study_config
 # {{study_parameters}}
 freeze: bool = True                             # keep transferred blocks frozen
 reinit: bool = True                             # re-initialise blocks after the cut
-scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
+scheduler_address: str = ""                     # "": worker processes when they pay, else here; "inprocess": here; "local": a LocalCluster; or "tcp://host:8786"
 
 # %%
 params = check_parameters(globals())

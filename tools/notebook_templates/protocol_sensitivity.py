@@ -42,7 +42,7 @@ from functions.notebook import check_choices, check_parameters, default_results_
 variants: Optional[list[str]] = None            # None: all five (`original`, `steps`, `realistic`, `fixed budget`,
                                                 # `realistic, tuned lr`); each sets protocol and lr_grid
 condition: str = "FR"                           # compared with the baseline at every cut
-scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
+scheduler_address: str = ""                     # "": worker processes when they pay, else here; "inprocess": here; "local": a LocalCluster; or "tcp://host:8786"
 
 # %%
 params = check_parameters(globals())

@@ -36,7 +36,7 @@ from functions.notebook import check_parameters, executor_for, study_config
 # %% tags=["parameters"]
 # {{study_parameters}}
 block_grid: int = 4                             # block-shuffled images: a block_grid × block_grid grid (0: skip)
-scheduler_address: str = ""                     # "" runs here; "local": a LocalCluster; or "tcp://host:8786"
+scheduler_address: str = ""                     # "": worker processes when they pay, else here; "inprocess": here; "local": a LocalCluster; or "tcp://host:8786"
 
 # %%
 params = check_parameters(globals())
