@@ -214,13 +214,6 @@ def test_truncation_runs_cut_zero_as_its_own_arm(root, digits_config):
     assert len(study.build_model(RunSpec("FT", 0.5, 0, 0)).blocks) == 0
 
 
-def test_lr_grid_picks_each_arms_rate_on_its_own_validation(root, digits_config):
-    study = make_study(root, digits_config, protocol="realistic", min_steps=20, max_steps=20, eval_every=10,
-                       lr_grid=[1e-4, 3e-3])
-    row = study.run_one(RunSpec("FR", 0.5, 2, 0))
-    assert row["lr"] in (1e-4, 3e-3) and row["lr_grid"] == [1e-4, 3e-3]
-
-
 @pytest.mark.parametrize("outcomes, chosen", [
     ({1e-4: (0.6, 0.9), 1e-3: (0.8, 0.9), 3e-3: (0.7, 0.1)}, 1e-3),   # best validation accuracy wins
     ({1e-4: (0.8, 0.9), 1e-3: (0.8, 0.4), 3e-3: (0.6, 0.1)}, 1e-3),   # a tie goes to the lower loss

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from functions.analysis import stats
+from functions.analysis.findings_format import fraction_text
 from functions.analysis.results import load_results, protocol_variant  # noqa: F401  (re-exported)
 from functions.engine.protocols import PROTOCOL_VARIANTS, fair_variants
 
@@ -220,7 +221,7 @@ def gain_figure(gains: pd.DataFrame, metric_label: str = "test accuracy"):
     for ax, (study, fraction) in zip(axes.flat, panels):
         panel = gains[(gains["study"] == study) & (gains["fraction"] == fraction)]
         _draw_gain_panel(ax, panel)
-        ax.set_title(f"{study}\n{_fraction_text(fraction)} of the fine-tuning data", fontsize=9)
+        ax.set_title(f"{study}\n{fraction_text(fraction)} of the fine-tuning data", fontsize=9)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, title="protocol (filled: Holm p < 0.05)", title_fontsize=7)
@@ -249,10 +250,6 @@ def _draw_gain_panel(ax, panel: pd.DataFrame) -> None:
     ax.set_xticks(range(len(arms)), arms)
     ax.set_ylabel("gain over baseline (points)")
     ax.grid(axis="y", alpha=0.3)
-
-
-def _fraction_text(fraction: float) -> str:
-    return f"{100 * fraction:g} %"
 
 
 def _p_text(p: float) -> str:
@@ -285,7 +282,7 @@ def verdict(gains: pd.DataFrame, shift: pd.DataFrame | None = None, arm: str | N
                   "Wilcoxon signed-rank, Holm over the cuts of each protocol and fraction):", ""]
         for fraction, at in rows[rows["arm"] == chosen].groupby("fraction", sort=True):
             by_variant = at.set_index("protocol_variant")
-            lines.append(f"- **at {_fraction_text(fraction)}**: {_significance_text(by_variant)}")
+            lines.append(f"- **at {fraction_text(fraction)}**: {_significance_text(by_variant)}")
             for variant in variants_present(at):
                 r = by_variant.loc[variant]
                 mark = " ✓" if bool(r["significant"]) else ""
@@ -370,7 +367,7 @@ def shift_table(shift: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     return pd.DataFrame({
         "comparison": shift["comparison"], "study": shift["study"],
-        "fraction": shift["fraction"].map(_fraction_text), "cut": shift["arm"],
+        "fraction": shift["fraction"].map(fraction_text), "cut": shift["arm"],
         "pairs": shift["n_pairs"].astype(int),
         "shift (points)": (100 * shift["median_shift"]).round(1),
         "interval (points)": [_interval_text(row) for _, row in shift.iterrows()],

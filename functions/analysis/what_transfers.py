@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from functions.analysis import stats
+from functions.analysis.findings_format import fraction_text
 from functions.analysis.signed_rank import hodges_lehmann, signed_rank_test
 
 # (component, arm, reference): the paired differences the decomposition tests, in display order.
@@ -115,7 +116,7 @@ def verdict(table: pd.DataFrame, cut: int | None = None) -> str:
             r = at.loc[name]
             return f"{100 * r['median_diff']:+.1f} points{_mark(r)} (Holm p {_p(r['p_holm'])}, n = {int(r['n_pairs'])})"
 
-        text = (f"- **{study}, {100 * fraction:g} %, cut {k}**: total gain {part('total gain')}; "
+        text = (f"- **{study}, {fraction_text(fraction)}, cut {k}**: total gain {part('total gain')}; "
                 f"statistics-matched frozen blocks reach {part('statistics part')}; the real features add "
                 f"{part('feature part')}; shuffled weights reach {part('shuffled weights')}")
         if SHUFFLED_IMAGES in at.index:
@@ -153,7 +154,7 @@ def decomposition_figure(table: pd.DataFrame):
                        edgecolor=colours[comp], linewidth=1.2, label=comp if xi == x[0] else None)
         ax.axhline(0, color="0.3", linewidth=0.8)
         ax.set_xticks(range(len(cuts)), [f"cut {c}" for c in cuts])
-        ax.set_title(f"{study}\n{100 * fraction:g} % of the fine-tuning data", fontsize=9)
+        ax.set_title(f"{study}\n{fraction_text(fraction)} of the fine-tuning data", fontsize=9)
     axes[0][0].set_ylabel("median paired difference (points)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(comps), frameon=False, fontsize=8)

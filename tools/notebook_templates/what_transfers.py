@@ -26,7 +26,7 @@
 from typing import Optional, Union  # noqa: F401 - used by the shared study parameters
 
 from functions.analysis import power, what_transfers
-from functions.analysis.findings_format import md_table
+from functions.analysis.findings_format import fraction_text, md_table
 from functions.analysis.labels import protocol_text, repeats_text
 from functions.engine.config import profile_from_env  # noqa: F401 - the parameters cell's default profile
 from functions.engine.protocols import variant_of
@@ -66,7 +66,7 @@ print(cfg.study_name(), "|", protocol_text(df), "|", repeats_text(df))
 
 # %%
 table = what_transfers.decomposition(df, shuffled_images=shuffled)
-shown = table.assign(fraction=(100 * table["fraction"]).map("{:g} %".format),
+shown = table.assign(fraction=table["fraction"].map(fraction_text),
                      median=(100 * table["median_diff"]).map("{:+.1f}".format),
                      CI=[f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if lo == lo else "n too small"
                          for lo, hi in zip(table["low"], table["high"])],
