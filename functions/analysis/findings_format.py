@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from functions.engine.conditions import arm_cut
+
 
 def fraction_text(fraction: float) -> str:
     """0.001 → ``0.1 %``."""
@@ -67,4 +69,5 @@ def md_table(df: pd.DataFrame) -> str:
 
 
 def cut_number(arm: str) -> int:
-    return int(str(arm).split()[-1])
+    """The cut of an arm label (``cut 3`` → 3), read back by the engine's one rule."""
+    return arm_cut(arm)

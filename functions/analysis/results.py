@@ -27,8 +27,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from functions.engine.conditions import (BASELINE_FLAGS, condition_flags, condition_name, equivalent_arms,
-                                        ordered_conditions)
+from functions.engine.conditions import (BASELINE_FLAGS, arm_label, condition_flags, condition_name,
+                                        equivalent_arms, ordered_conditions)
 from functions.engine.datasets import path_names
 from functions.engine.schema import ROW_COLUMNS
 
@@ -114,7 +114,7 @@ def pooling_name(use_pooling: Any, every_n_layers: Any = None, stride: Any = Non
 
 def arm_name(cut: int) -> str:
     """``baseline`` for cut -1, else ``cut k``."""
-    return "baseline" if int(cut) == -1 else f"cut {int(cut)}"
+    return arm_label(cut)
 
 
 def arm_sort_key(arm: Any) -> tuple:

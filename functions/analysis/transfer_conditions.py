@@ -21,7 +21,7 @@ from functions.analysis.figures import (BASELINE_COLOR, check_frame, check_metri
                                         distinct_values, fraction_label, panel_grid, panel_title, titled,
                                         use_style)
 from functions.analysis.results import drop_repeated_runs
-from functions.engine.conditions import CONDITIONS, STRATEGIES, SURGICAL, YOSINSKI, ordered_conditions
+from functions.engine.conditions import CONDITIONS, STRATEGIES, SURGICAL, YOSINSKI, arm_label, ordered_conditions
 
 
 # ----------------------------------------------------------------------------- tidy frames
@@ -45,7 +45,7 @@ def with_baseline_at_cut0(df: pd.DataFrame, conditions: Sequence[str] = YOSINSKI
             if not ((df["condition"] == name) & (df["cut"] == 0)).any():
                 parts.append(base.assign(condition=name, cut=0, arm="cut 0"))
     out = pd.concat(parts, ignore_index=True)
-    out["arm"] = ["baseline" if c == -1 else f"cut {c}" for c in out["cut"]]
+    out["arm"] = [arm_label(c) for c in out["cut"]]
     return out
 
 
@@ -79,7 +79,7 @@ def effects_vs_baseline(df: pd.DataFrame, conditions: Sequence[str] = YOSINSKI, 
     base = df[df["condition"] == "baseline"].assign(arm="baseline")
     for name in conditions:
         own = df[(df["condition"] == name) & (df["cut"] > 0)]
-        own = own.assign(arm=[f"cut {c}" for c in own["cut"]])
+        own = own.assign(arm=[arm_label(c) for c in own["cut"]])
         if own.empty:
             continue
         part = pd.concat([own, base]).assign(setting=name)
@@ -109,7 +109,7 @@ def surgical_summary(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 
     rows = df[df["condition"] == SURGICAL].copy()
     if rows.empty:
         raise ValueError("df holds no 'surgical' rows; run Study.run(('surgical',)) first")
-    rows["arm"] = [f"cut {c}" for c in rows["cut"]]
+    rows["arm"] = [arm_label(c) for c in rows["cut"]]
     ranked = stats.rank_groups(rows, metric=metric, by=("study", "fraction"), alpha=alpha)
     ranked["cut"] = ranked["arm"].str.removeprefix("cut ").astype(int)
     n_blocks = rows.groupby("study")["cut"].max()  # the head-only cut is always in the grid

@@ -65,6 +65,16 @@ def condition_flags(name: Any) -> tuple[bool, bool, bool] | None:
     return None
 
 
+def arm_label(cut: int) -> str:
+    """The arm of a cut as every table and figure names it: ``baseline`` (cut −1) or ``cut k``."""
+    return "baseline" if int(cut) == -1 else f"cut {int(cut)}"
+
+
+def arm_cut(arm) -> int:
+    """The cut an arm label names (:func:`arm_label` read back): ``baseline`` → −1, ``cut 3`` → 3."""
+    return -1 if arm == "baseline" else int(str(arm).split()[-1])
+
+
 def condition_label(condition: str) -> str:
     """``FR`` → ``FR (freeze + reinit)``; a control keeps its name."""
     words = CONDITION_WORDS.get(condition)

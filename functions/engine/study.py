@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Protocol
 import torch
 
 from .cache import PrefixCache, worth_caching
-from .conditions import BASELINE_FLAGS, CONDITIONS, SOURCES, Condition, RunSpec
+from .conditions import BASELINE_FLAGS, CONDITIONS, SOURCES, Condition, RunSpec, arm_label
 from .config import StudyConfig
 from .data import Split, balanced_subset, carve_validation, load_splits, stable_seed, subset_seed
 from .networks import BlockNet, Suffix, cut, new_model
@@ -474,7 +474,7 @@ class Study:
         rows = self.store.all() if keys is None else [self.store.rows[k] for k in keys if k in self.store]
         df = pd.DataFrame(rows)
         if len(df):
-            df["arm"] = ["baseline" if c == -1 else f"cut {c}" for c in df["cut"]]
+            df["arm"] = [arm_label(c) for c in df["cut"]]
         return df
 
     def export_original(self, out_dir: str | Path | None = None, condition: str | None = None):
