@@ -141,3 +141,16 @@ def make_digits_config(root, **overrides):
 def digits_config():
     """``digits_config(root, **overrides)``: the tests' seconds-fast StudyConfig (see make_digits_config)."""
     return make_digits_config
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One PyTorch thread in the test's process, like each pool worker: the intra-op thread count changes
+    the order of float reductions, so bit-for-bit comparisons with workers are made at equal thread counts."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+

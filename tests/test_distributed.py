@@ -38,15 +38,7 @@ def stored_keys(study):
     return [json.loads(line)["key"] for line in study.store_path().read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One PyTorch thread in this process, like each worker: the intra-op thread count changes the order
-    of float reductions (on MNIST, 4 of 40 rows moved by <0.5 points between 1 and 2 threads), so the
-    bit-for-bit comparison is made at equal thread counts."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # rows compare bit for bit with the workers
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import threading
 import time
 
 import pytest
-import torch
 
 from functions.engine import pool as pool_module
 from functions.engine.conditions import Condition, RunSpec
@@ -45,13 +44,7 @@ def wait_for(condition, timeout=300.0, what="a condition"):
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One PyTorch thread here, like each pool worker, so that rows compare bit for bit."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # rows compare bit for bit with the workers
 
 
 @pytest.fixture(scope="module")
