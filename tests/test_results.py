@@ -297,10 +297,10 @@ def test_protocols_are_never_paired_across_variants():
 
 
 def test_a_tuned_learning_rate_never_splits_the_pairs():
-    from functions.analysis.figures_common import _row_columns, setting_rows
+    from functions.analysis.figures_common import row_columns, setting_rows
 
     tuned = _protocol_rows().query("protocol == 'realistic'")
     prepared = pd.concat([r for _, r in setting_rows(tuned)], ignore_index=True)
-    assert _row_columns(prepared) == ["study", "setting"]  # the chosen lr varies, but it is an outcome
-    summary = stats.summarize(prepared, by=_row_columns(prepared) + ["fraction"], n_boot=100)
+    assert row_columns(prepared) == ["study", "setting"]  # the chosen lr varies, but it is an outcome
+    summary = stats.summarize(prepared, by=row_columns(prepared) + ["fraction"], n_boot=100)
     assert summary.loc[summary["arm"] == "cut 1", "n_pairs"].iloc[0] == 6

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from functions.analysis.figures import BASELINE_COLOR, titled, use_style
+from functions.analysis.figures_common import BASELINE_COLOR, titled, use_style
 from functions.engine.config import StudyConfig
 from functions.engine.datasets import check_available
 from functions.engine.errors import ConfigError

@@ -26,11 +26,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from functions.analysis import stats
-from functions.analysis.figures_common import (  # noqa: F401  (re-exported: the figures' public helpers)
-    BASELINE_COLOR, BASELINE_HATCH, HEATMAP_STATS, METRICS, _arm_colors, _joined, _lookup_groups, _panels,
-    _pick_fractions, _row_columns, _set_fraction_axis, _short_arm, _write_warning, check_frame, check_metric,
-    describe_setting, distinct_values, figure_bytes, fraction_label, panel_grid, panel_title, save_figure,
-    setting_rows, titled, use_style, wrap_to_width)
+from functions.analysis.figures_common import (
+    BASELINE_COLOR, BASELINE_HATCH, HEATMAP_STATS, check_frame, check_metric, colors_of_arms, describe_setting,
+    distinct_values, fraction_label, join_values, lookup_groups, panel_axes, panel_grid, panel_title,
+    pick_fractions, row_columns, set_fraction_axis, setting_rows, short_arm, titled, use_style, wrap_to_width,
+    write_warning)
+# the notebooks' entry points for saving and comparing figures, one import away with the figures themselves
+from functions.analysis.figures_common import METRICS, figure_bytes, save_figure  # noqa: F401
 from functions.analysis.results import sort_arms, summary_table
 
 HIGHER_COLOR = "#8fd19e"  # box of a cut significantly above the baseline
@@ -131,7 +133,7 @@ def _baseline_power_text(panel: pd.DataFrame, alpha: float) -> str | None:
     if not hopeless:
         return None
     if len(hopeless) < len(cuts):
-        return f"{', '.join(map(_short_arm, hopeless))}: too few repeats for significance"
+        return f"{', '.join(map(short_arm, hopeless))}: too few repeats for significance"
     n = int(pairs.min())
     smallest = stats.min_wilcoxon_p(max(n, 1))
     if smallest >= alpha or m <= 1:
@@ -154,7 +156,7 @@ def significance_summary(df: pd.DataFrame, metric: str = "test_acc", alpha: floa
     frame's settings (``with_settings``) by study, setting (, lr when it varies) and fraction, with
     ``family="vs_baseline"`` — the call the tables make."""
     prepared = pd.concat([r for _, r in setting_rows(df)], ignore_index=True)
-    return stats.summarize(prepared, metric=metric, by=_row_columns(prepared) + ["fraction"], alpha=alpha,
+    return stats.summarize(prepared, metric=metric, by=row_columns(prepared) + ["fraction"], alpha=alpha,
                            family="vs_baseline")
 
 
@@ -187,10 +189,10 @@ def box_by_cut(df: pd.DataFrame, metric: str = "test_acc", fractions=None, group
     use_style()
     check_frame(df, ("fraction", "cut", "arm", "repeat"))
     check_metric(df, metric)
-    fracs = _pick_fractions(df, fractions)
+    fracs = pick_fractions(df, fractions)
     df = df[np.isclose(df["fraction"].to_numpy(float)[:, None], fracs).any(axis=1)]  # test only what is shown
     rows = setting_rows(df)
-    row_cols = _row_columns(pd.concat([r for _, r in rows], ignore_index=True))
+    row_cols = row_columns(pd.concat([r for _, r in rows], ignore_index=True))
     if summary is None:
         summary = significance_summary(df, metric=metric, alpha=alpha)
     else:
@@ -214,24 +216,24 @@ def box_by_cut(df: pd.DataFrame, metric: str = "test_acc", fractions=None, group
             values = {a: panel.loc[panel["arm"] == a, metric].to_numpy(float) for a in order}
             keys = {col: panel[col].iloc[0] for col in row_cols}
             keys["fraction"] = float(fraction)
-            tested = _lookup_groups(summary, keys)
+            tested = lookup_groups(summary, keys)
             tested = tested[tested["arm"].isin(order)]
             verdicts = _verdicts(tested)
             marks = {arm: HIGHER_MARK if v > 0 else LOWER_MARK for arm, v in verdicts.items()}
             colors = {arm: HIGHER_COLOR if v > 0 else LOWER_COLOR for arm, v in verdicts.items()}
             found = {}
             if letters:
-                panel_groups = _lookup_groups(groups, keys)
+                panel_groups = lookup_groups(groups, keys)
                 found = {row.arm: (int(row.group), str(row.group_label)) for row in panel_groups.itertuples()}
                 colors = _colors_by_group(found)
             _draw_boxes(ax, values, order, colors, marks, {a: label for a, (_, label) in found.items()},
-                        baseline="baseline", tick_labels=[_short_arm(a) for a in order])
+                        baseline="baseline", tick_labels=[short_arm(a) for a in order])
             ax.set_xlabel("cut")
             ax.set_ylabel(metric if c == 0 else "")
             message = (_power_text(panel_groups[panel_groups["arm"].isin(order)], alpha) if letters
                        else _baseline_power_text(tested, alpha))
             if message:
-                _write_warning(ax, message)
+                write_warning(ax, message)
     _significance_legend(fig, letters)
     return titled(fig, f"{metric} by cut\n{describe_setting(df)}")
 
@@ -294,7 +296,7 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
         cdf = cdf[cdf["channel"] == channel]
     if not cdf[metric].notna().any():
         raise ValueError(f"metric {metric!r} has no values in cdf")
-    fracs = _pick_fractions(cdf, fractions)
+    fracs = pick_fractions(cdf, fractions)
     cdf = cdf[np.isclose(cdf["fraction"].to_numpy(float)[:, None], fracs).any(axis=1)]
     row_cols = [c for c in ("dataset", "split", "method", "model") if c in cdf.columns
                 and cdf[c].nunique(dropna=False) > 1]
@@ -328,8 +330,8 @@ def box_clustering(cdf: pd.DataFrame, metric: str = "ari", fractions=None, alpha
             ax.set_xlabel("layer")
             ax.set_ylabel(metric if c == 0 else "")
             if message:
-                _write_warning(ax, message)
-    extra = [f"{c} {_joined(sorted(map(str, distinct_values(cdf, c))))}"
+                write_warning(ax, message)
+    extra = [f"{c} {join_values(sorted(map(str, distinct_values(cdf, c))))}"
              for c in ("dataset", "split", "method", "model")
              if c in cdf.columns and c not in row_cols and distinct_values(cdf, c)]
     title = " | ".join([f"clustering {metric} by layer", *extra])
@@ -355,8 +357,8 @@ def median_lines(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05
     testable = "repeat" in df.columns and (df["arm"] == "baseline").any()
     if summary is None and testable:
         summary = significance_summary(df, metric=metric, alpha=alpha)
-    row_cols = _row_columns(pd.concat([r for _, r in rows], ignore_index=True))
-    fig, axes = _panels(len(rows), width=5.2, height=4.2)
+    row_cols = row_columns(pd.concat([r for _, r in rows], ignore_index=True))
+    fig, axes = panel_axes(len(rows), width=5.2, height=4.2)
     for ax, (row_label, row_df) in zip(axes, rows):
         present = row_df[row_df[metric].notna()]
         spread = (present.groupby(["arm", "fraction"])[metric]
@@ -368,7 +370,7 @@ def median_lines(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05
                 if col in summary.columns:
                     tested = tested[tested[col] == present[col].iloc[0]]
         arms = sort_arms(spread["arm"])
-        colors = _arm_colors(arms)
+        colors = colors_of_arms(arms)
         for arm in arms:
             line = spread[spread["arm"] == arm].sort_values("fraction")
             x, y = line["fraction"].to_numpy(float), line["median"].to_numpy(float)
@@ -389,7 +391,7 @@ def median_lines(df: pd.DataFrame, metric: str = "test_acc", alpha: float = 0.05
                        gid=f"significant:{arm}")
             ax.scatter(x[~significant], y[~significant], marker=marker, facecolor="white",
                        edgecolor=colors[arm], zorder=3, gid=f"not significant:{arm}")
-        _set_fraction_axis(ax, sorted(spread["fraction"].unique()))
+        set_fraction_axis(ax, sorted(spread["fraction"].unique()))
         ax.set_ylabel(f"{metric} (median)")  # short: a long label runs into the titles above it
         ax.set_title(wrap_to_width(row_label, ax.get_position().width * fig.get_figwidth(), "medium"))
         handles, labels = ax.get_legend_handles_labels()
@@ -419,7 +421,7 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
     if not (df["cut"] == -1).any():
         raise ValueError("df holds no baseline rows (cut -1): nothing to take differences to")
     rows = setting_rows(df)
-    fig, axes = _panels(len(rows), width=5.2, height=4.2)
+    fig, axes = panel_axes(len(rows), width=5.2, height=4.2)
     for ax, (row_label, row_df) in zip(axes, rows):
         ax.set_title(row_label)
         present = row_df[row_df[metric].notna()]
@@ -431,7 +433,7 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
                                            alpha=alpha)
         medians = present.groupby(["fraction", "arm"])[metric].median()
         arms = [a for a in sort_arms(present["arm"]) if a != "baseline"]
-        colors = _arm_colors(arms)
+        colors = colors_of_arms(arms)
         any_unpaired, no_band = False, False
         for arm in arms:
             line = effects[effects["arm"] == arm].sort_values("fraction").copy()
@@ -451,7 +453,7 @@ def diff_to_baseline(df: pd.DataFrame, metric: str = "test_acc", n_boot: int = 1
             ax.scatter(x[~significant & ~unpaired], y[~significant & ~unpaired], facecolor="white",
                        edgecolor=colors[arm], zorder=3, gid=f"not significant:{arm}")
             ax.scatter(x[unpaired], y[unpaired], marker="x", color=colors[arm], zorder=3, gid=f"unpaired:{arm}")
-        _set_fraction_axis(ax, sorted(present["fraction"].unique()))
+        set_fraction_axis(ax, sorted(present["fraction"].unique()))
         ax.set_ylabel(f"Δ {metric} vs baseline (points)")
         caption = "line: median of paired differences\nband: exact 95 % interval (Hodges–Lehmann)"
         if no_band:
@@ -521,7 +523,7 @@ def heatmap(df: pd.DataFrame, metric: str = "test_acc", stat: str = "median", re
         scale = {"cmap": "RdBu", "center": 0.0, "vmin": -limit, "vmax": limit}
     else:
         scale = {"cmap": "viridis", "vmin": float(np.nanmin(numbers)), "vmax": float(np.nanmax(numbers))}
-    fig, axes = _panels(len(rows), width=5.5, height=0.45 * df["fraction"].nunique() + 2.8)
+    fig, axes = panel_axes(len(rows), width=5.5, height=0.45 * df["fraction"].nunique() + 2.8)
     for ax, (row_label, table, paired) in zip(axes, tables):
         ax.set_title(row_label)
         if table is None:

@@ -91,7 +91,7 @@ def distinct_values(df: pd.DataFrame, column: str) -> list:
     return list(pd.unique(df[column].dropna()))
 
 
-def _joined(values: Iterable, fmt=str) -> str:
+def join_values(values: Iterable, fmt=str) -> str:
     return "/".join(fmt(v) for v in values)
 
 
@@ -109,28 +109,28 @@ def describe_setting(df: pd.DataFrame) -> str:
     if len(studies) > 2:  # each panel names its own study; the title would overflow
         parts.append(f"{len(studies)} studies")
     elif studies:
-        parts.append(_joined(sorted(map(str, studies))))
+        parts.append(join_values(sorted(map(str, studies))))
     conditions = [c for c in distinct_values(df, "condition") if c != "baseline"] or distinct_values(df, "condition")
     if len(conditions) == 1:
         parts.append(condition_label(conditions[0]))
     elif conditions:
-        parts.append("conditions " + _joined(ordered_conditions(conditions)))
+        parts.append("conditions " + join_values(ordered_conditions(conditions)))
     depth, channels = distinct_values(df, "depth"), distinct_values(df, "num_channels")
     kernel, activation = distinct_values(df, "kernel_size"), distinct_values(df, "activation")
     if depth or channels:
-        arch = f"{_joined(sorted(depth)) or '?'}×{_joined(sorted(channels)) or '?'}"
+        arch = f"{join_values(sorted(depth)) or '?'}×{join_values(sorted(channels)) or '?'}"
         if kernel:
-            arch += f" k{_joined(sorted(kernel))}"
+            arch += f" k{join_values(sorted(kernel))}"
         if activation:
-            arch += f" {_joined(sorted(activation))}"
+            arch += f" {join_values(sorted(activation))}"
         parts.append(arch)
     pooling = distinct_values(df, "pooling")
     if pooling:
-        parts.append("pool " + _joined(sorted(pooling)))
+        parts.append("pool " + join_values(sorted(pooling)))
     if "lr" in df.columns and df["lr"].notna().any():
         rates = sorted({r for r in lr_setting(df) if r not in ("tuned", "–")}, key=float)
         if rates:
-            parts.append("lr " + _joined(rates))
+            parts.append("lr " + join_values(rates))
     if len(df):
         parts.append(protocol_text(df))
     repeats = repeats_text(df)
@@ -156,7 +156,7 @@ def check_metric(df: pd.DataFrame, metric: str) -> None:
         raise ValueError(f"metric {metric!r} has no values in df; allowed: {present}")
 
 
-def _pick_fractions(df: pd.DataFrame, fractions) -> list[float]:
+def pick_fractions(df: pd.DataFrame, fractions) -> list[float]:
     """Fractions to show, ascending; every requested one must be present."""
     available = sorted(float(f) for f in df["fraction"].dropna().unique())
     if fractions is None:
@@ -171,7 +171,7 @@ def _pick_fractions(df: pd.DataFrame, fractions) -> list[float]:
 
 
 # ----------------------------------------------------------------------------- settings
-def _row_columns(df: pd.DataFrame) -> list[str]:
+def row_columns(df: pd.DataFrame) -> list[str]:
     """Columns that tell one row of panels from another: study, setting, and the learning rate when it is
     a setting that varies (``lr_setting`` of :func:`~functions.analysis.results.with_settings`; a rate
     each run tuned for itself is an outcome and never splits panels)."""
@@ -185,7 +185,7 @@ def _row_columns(df: pd.DataFrame) -> list[str]:
 def setting_rows(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(label, rows) per (study, condition[, lr]); the label names only what differs between rows."""
     df = with_settings(df)
-    columns = _row_columns(df)
+    columns = row_columns(df)
     groups = list(df.groupby(columns, sort=False, dropna=False))
     rank = {name: i for i, name in enumerate(ordered_conditions(df["setting"].unique()))}
     groups.sort(key=lambda item: (str(item[0][0]), rank.get(item[0][1], 0), *map(str, item[0][2:])))
@@ -225,7 +225,7 @@ def wrap_to_width(text: str, width_inches: float, fontsize="medium") -> str:
     return "\n".join(lines)
 
 
-def _arm_colors(arms: Sequence[str]) -> dict[str, tuple]:
+def colors_of_arms(arms: Sequence[str]) -> dict[str, tuple]:
     """Baseline dark grey, cuts along a sequential palette (early cut light, late cut dark)."""
     cuts = [a for a in arms if a != "baseline"]
     palette = sns.color_palette("viridis_r", max(len(cuts), 1))
@@ -235,7 +235,7 @@ def _arm_colors(arms: Sequence[str]) -> dict[str, tuple]:
 
 
 # ----------------------------------------------------------------------------- boxes
-def _short_arm(arm: str) -> str:
+def short_arm(arm: str) -> str:
     """Tick label of an arm: ``baseline`` → ``base``, ``cut 3`` → ``3``."""
     if arm == "baseline":
         return "base"
@@ -243,12 +243,12 @@ def _short_arm(arm: str) -> str:
     return match.group(1) if match else str(arm)
 
 
-def _write_warning(ax, text: str) -> None:
+def write_warning(ax, text: str) -> None:
     ax.text(0.5, 0.02, text, transform=ax.transAxes, ha="center", va="bottom", fontsize=7, color="darkred",
             bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1.5})
 
 
-def _lookup_groups(groups: pd.DataFrame, keys: dict, arm_col: str = "arm") -> pd.DataFrame:
+def lookup_groups(groups: pd.DataFrame, keys: dict, arm_col: str = "arm") -> pd.DataFrame:
     """Rows of a rank_groups frame for one panel, matched on the key columns it has."""
     rows = groups
     for column, value in keys.items():
@@ -265,7 +265,7 @@ def _lookup_groups(groups: pd.DataFrame, keys: dict, arm_col: str = "arm") -> pd
     return rows
 
 
-def _panels(n: int, width: float, height: float, max_cols: int = 3, **kwargs) -> tuple[Figure, list]:
+def panel_axes(n: int, width: float, height: float, max_cols: int = 3, **kwargs) -> tuple[Figure, list]:
     """``n`` panels wrapped into rows of at most ``max_cols``; unused grid cells removed."""
     ncols = min(n, max_cols)
     nrows = math.ceil(n / ncols)
@@ -282,7 +282,7 @@ def panel_grid(nrows: int, ncols: int, width: float = 3.3, height: float = 3.4, 
     return fig, axes
 
 
-def _set_fraction_axis(ax, fractions: Sequence[float]) -> None:
+def set_fraction_axis(ax, fractions: Sequence[float]) -> None:
     ax.set_xscale("log")
     ax.set_xticks(list(fractions))
     ax.set_xticklabels([fraction_label(f) for f in fractions])

@@ -17,9 +17,9 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from functions.analysis import stats
-from functions.analysis.figures import (BASELINE_COLOR, check_frame, check_metric, describe_setting,
-                                        distinct_values, fraction_label, panel_grid, panel_title, titled,
-                                        use_style)
+from functions.analysis.figures_common import (BASELINE_COLOR, check_frame, check_metric, describe_setting,
+                                               distinct_values, fraction_label, panel_grid, panel_title, titled,
+                                               use_style)
 from functions.analysis.results import drop_repeated_runs
 from functions.engine.conditions import CONDITIONS, STRATEGIES, SURGICAL, YOSINSKI, arm_label, ordered_conditions
 
