@@ -195,20 +195,27 @@ def _claim_and_die(path, key, claimed, release, answer):
     os._exit(0)  # dies holding the claim: no release, no cleanup
 
 
+def _holder_of(path, key):
+    """A live process that has claimed ``key`` in the store at ``path`` and holds it until its ``release``
+    event is set; returns (process, release)."""
+    claimed, release, answer = ctx.Event(), ctx.Event(), ctx.Value("i", -1)
+    holder = ctx.Process(target=_claim_and_die, args=(path, key, claimed, release, answer))
+    holder.start()
+    assert claimed.wait(10) and answer.value == 1
+    return holder, release
+
+
 @needs_fork
 def test_a_claim_blocks_others_until_its_process_dies(tmp_path):
     path = tmp_path / "r.jsonl"
-    claimed, release, answer = ctx.Event(), ctx.Event(), ctx.Value("i", -1)
-    a = ctx.Process(target=_claim_and_die, args=(path, "k", claimed, release, answer))
-    a.start()
-    assert claimed.wait(10) and answer.value == 1
+    a, release = _holder_of(path, "k")
     b = ResultsStore(path)
     assert b.try_claim("k") is False  # A is alive and training k
     assert b.try_claim("other") is True
     release.set()
     a.join(10)  # reaped: its pid no longer exists
     assert b.try_claim("k") is True  # A's claim is stale: taken over
-    go = ctx.Event()
+    go, answer = ctx.Event(), ctx.Value("i", -1)
     go.set()
     run_children(ctx.Process(target=_claim_and_die, args=(path, "k", ctx.Event(), go, answer)))
     assert answer.value == 0  # now B's claim holds against others
@@ -219,10 +226,7 @@ def test_a_claim_blocks_others_until_its_process_dies(tmp_path):
 @needs_fork
 def test_live_claims_name_the_other_live_holders_only(tmp_path):
     path = tmp_path / "r.jsonl"
-    claimed, release, answer = ctx.Event(), ctx.Event(), ctx.Value("i", -1)
-    a = ctx.Process(target=_claim_and_die, args=(path, "held", claimed, release, answer))
-    a.start()
-    assert claimed.wait(10) and answer.value == 1
+    a, release = _holder_of(path, "held")
     b = ResultsStore(path)
     assert b.try_claim("mine") and b.try_claim("stored")
     b.append(row("stored"))
