@@ -282,6 +282,20 @@ def test_bad_parameter_stops_papermill_with_one_line(tmp_path, parameters, messa
     assert len(caught.value.traceback) == 1 and message in caught.value.traceback[0]
 
 
+def test_a_visualizations_notebook_runs_first_on_an_empty_results_folder(tmp_path):
+    """Notebook tests do not depend on the order files run in: in the smoke profile a visualizations notebook
+    makes the small grid its folder's experiment notebooks would have left (baseline, FR and FT)."""
+    papermill = pytest.importorskip("papermill")
+    results = tmp_path / "results"
+    papermill.execute_notebook(str(REPO / "MNIST" / "visualizations.ipynb"), str(tmp_path / "out.ipynb"),
+                               cwd=str(REPO / "MNIST"), parameters={"profile": "smoke", "results_dir": str(results)},
+                               progress_bar=False, kernel_name="python3")
+    from functions.analysis.results import load_results
+
+    assert set(load_results(str(results)).condition) == {"baseline", "FR", "FT"}
+    assert (results / "figures" / "box_by_cut.png").exists()
+
+
 # ----------------------------------------------------------------------------- JupyterLab's format (issue 21)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
 def test_notebooks_are_stored_as_jupyterlab_saves_them(path):

@@ -113,13 +113,21 @@ def _values(title: str, lines: list[str], **options) -> dict[str, str | list[str
     return {"title": title, "study_parameters": study_parameters(lines, **options)}
 
 
+def setting_line(folder_lines: list[str]) -> str:
+    """``setting = dict(...)`` of a folder's dataset parameter lines (``name: type = value  # comment``)."""
+    pairs = [re.match(r"(\w+): \w+ = (\S+)", line).groups() for line in folder_lines]
+    return "setting = dict(" + ", ".join(f"{name}={value}" for name, value in pairs) + ")"
+
+
 PER_FOLDER = ("empirical_experiment", "truncation_experiment", "clustering_experiment")
 
 # template name → {notebook path (relative to the repository): placeholder values}
 TARGETS: dict[str, dict[str, dict]] = {
     **{name: {f"{folder}/{name}.ipynb": _values(*FOLDERS[folder]) for folder in FOLDERS}
        for name in PER_FOLDER},
-    "visualizations": {f"{folder}/visualizations.ipynb": {"title": FOLDERS[folder][0]} for folder in FOLDERS},
+    "visualizations": {f"{folder}/visualizations.ipynb": {"title": FOLDERS[folder][0],
+                                                           "smoke_setting": setting_line(FOLDERS[folder][1])}
+                       for folder in FOLDERS},
     "protocol_sensitivity": {
         path: _values(title, lines, results="results/protocols", protocol=False,
                       percentages="[0.001, 0.01, 0.1] (smoke: the profile's)", repeats="16 below 5 %, else 8")

@@ -18,10 +18,11 @@ from functions.analysis.results import load_results, with_settings
 from functions.analysis.tables import to_latex, to_markdown
 from functions.engine.config import profile_from_env
 from functions.engine.fileio import atomic_write_text
-from functions.notebook import check_parameters, default_results_dir
+from functions.engine.study import Study
+from functions.notebook import check_parameters, default_results_dir, study_config
 
 # %% tags=["parameters"]
-profile: str = profile_from_env("cpu")  # smoke reads results/smoke/ (written by the smoke runs)
+profile: str = profile_from_env("cpu")  # smoke reads results/smoke/ (made here if missing)
 results_dir: Optional[str] = None       # None: results/ (smoke: results/smoke/)
 pretrained_dir: Optional[str] = None    # None: pretrained_models/ next to the notebook (smoke: in results_dir)
 data_root: Optional[str] = None         # for the per-class plots; None: $TL_STUDY_DATA, else ./data
@@ -34,6 +35,13 @@ figures_dir: Optional[str] = None       # None: <results_dir>/figures
 check_parameters(globals())
 results_dir = results_dir or default_results_dir(profile)
 figures_dir = figures_dir or os.path.join(results_dir, "figures")
+if profile == "smoke":
+    # The smoke profile ships nothing: make the small grid this folder's smoke runs of empirical_experiment and
+    # truncation_experiment leave (the same grid: what they stored is not trained again), so this notebook
+    # does not depend on the order the notebooks run in.
+    # {{smoke_setting}}
+    Study(study_config("smoke", results_dir=results_dir, data_root=data_root, **setting),  # noqa: F821 (setting: above)
+          verbose=False).run(("baseline", "FR", "FT"), progress=False)
 if not glob.glob(os.path.join(results_dir, "*.json*")):
     raise FileNotFoundError(f"no results in {results_dir!r}: run empirical_experiment.ipynb "
                             f"(and truncation_experiment.ipynb) with profile={profile!r} first")
