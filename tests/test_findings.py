@@ -288,6 +288,45 @@ def test_clustering_is_reported_per_fraction(synthetic):
     assert "**Reading (10 %, 50 images per class, n = 3 repeats).**" in text
 
 
+def what_transfers_rows(study=STUDY, with_stats=True):
+    """Baseline, FR and (``with_stats``) stats_FR and shuffled_FR at cuts 1–2, 0.1 %, 12 repeats (enough for
+    a Holm family of 10 comparisons): statistics reach 1 point per cut, the real features 4 points more."""
+    rows = []
+    for r in range(12):
+        b = 0.60 + 0.01 * r
+        rows.append(_row("baseline", 0.001, -1, r, b, study=study))
+        for k in (1, 2):
+            stats_acc = b + 0.01 * k + 0.0005 * r
+            rows.append(_row("FR", 0.001, k, r, stats_acc + 0.04 + 0.001 * r, study=study))
+            if with_stats:
+                rows.append(_row("stats_FR", 0.001, k, r, stats_acc, study=study))
+                rows.append(_row("shuffled_FR", 0.001, k, r, b - 0.001 * (r % 3), study=study))
+    return [dict(row, key=f"{row['key']}|{study}") for row in rows]
+
+
+def test_what_transfers_section_is_the_decomposition_of_each_study(tmp_path):
+    from functions.analysis import what_transfers
+
+    shuffled_study = f"{STUDY} (blocks shuffled 4x4)"
+    _write(tmp_path / "MNIST/results/plain.jsonl", what_transfers_rows())
+    _write(tmp_path / "MNIST/results/shuffled.jsonl", what_transfers_rows(shuffled_study, with_stats=False))
+    sections = {s.title: s for s in findings.build_findings(tmp_path, n_boot=N_BOOT)}
+    section = _section(sections, "What transfers")
+    plain = load_results(tmp_path / "MNIST/results/plain.jsonl")
+    images = load_results(tmp_path / "MNIST/results/shuffled.jsonl")
+    expected = what_transfers.decomposition(plain, shuffled_images=images)
+    pd.testing.assert_frame_equal(section.tables[f"what transfers {STUDY}"], expected)
+    shown = section.shown[f"what transfers {STUDY}"].set_index("cut")
+    assert shown.loc["2", "statistics part"] == "+2.3 ✓" and shown.loc["2", "feature part"] == "+4.6 ✓"
+    assert shown.loc["2", "shuffled weights"] == "-0.1 ✓" and shown.loc["2", "n pairs"] == "12"
+    assert shown.loc["2", "block-shuffled images"] == "+6.8 ✓"  # the same numbers on the shuffled-image study
+    assert "Block-shuffled images: 36 runs." in section.markdown()
+    assert "the real features add +4.6 points ✓" in section.markdown()
+    # the shuffled-image study is a control, not another setting of the headline section
+    headline = next(s for title, s in sections.items() if "frozen transfer" in title)
+    assert shuffled_study not in headline.markdown() and STUDY in headline.markdown()
+
+
 def test_header_and_missing_stores(synthetic):
     _, sections, text = synthetic
     assert text.startswith("# Findings")

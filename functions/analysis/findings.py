@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from functions.analysis.findings_common import ALPHA, Section, _existing
 from functions.analysis.findings_protocols import original_vs_default_section, protocol_section
 from functions.analysis.findings_studies import (clustering_section, conditions_section, ft_vs_fr_section,
-                                                 repeats_section, transfer_section)
+                                                 repeats_section, transfer_section, what_transfers_section)
 from functions.analysis.results import load_results
 from functions.engine.datasets import study_title
 
@@ -31,6 +31,8 @@ LAYOUT = {
     "mnist": ("MNIST/results",),
     "fashion": ("FashionMNIST/results",),
     "cross_domain": ("cross_domain/results",),
+    # the what-transfers controls live in the headline settings' own stores (same subsets and fresh weights)
+    "what_transfers": ("MNIST/results", "cross_domain/results"),
     "conditions": ("MNIST/results/conditions",),
     "surgical": ("MNIST/results/conditions", "cross_domain/results/surgical"),
     "clustering": ("MNIST/results/clustering", "FashionMNIST/results/clustering",
@@ -86,6 +88,7 @@ def build_findings(root: str | Path, n_boot: int = 2000, seed: int = 0,
     run("mnist", lambda p: ft_vs_fr_section(p, root, n_boot, seed))
     run("cross_domain", lambda p: transfer_section("Cross-domain: MNIST ↔ FashionMNIST (FR)", p, root, "FR",
                                                    n_boot, seed))
+    run("what_transfers", lambda p: what_transfers_section(p, root))
     conditions, absent = _existing(root, layout["conditions"])
     surgical, absent_s = _existing(root, layout["surgical"])
     missing.extend(f"no results store at `{a}`" for a in dict.fromkeys(absent + absent_s))

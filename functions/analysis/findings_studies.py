@@ -1,4 +1,5 @@
-"""Findings sections about the studies: FR vs from scratch, FT vs FR, transfer conditions, clustering."""
+"""Findings sections about the studies: FR vs from scratch, FT vs FR, what transfers, transfer conditions,
+clustering."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from functions.analysis import clustering as _clustering
-from functions.analysis import protocols, stats, transfer_conditions
+from functions.analysis import protocols, stats, transfer_conditions, what_transfers
 from functions.analysis.findings_common import (ALPHA, FAMILY_VS_BASELINE, Section, _rel, completeness_line,
                                                 init_note, power_lines, protocol_note, reading, store_line,
                                                 summary_shown)
@@ -23,7 +24,8 @@ MIN_PER_CLASS = _clustering.MIN_PER_CLASS  # subsets with fewer images per class
 def transfer_section(title: str, paths: Sequence[Path], root: Path, condition: str, n_boot: int,
                      seed: int) -> Section:
     section = Section(title)
-    df = load_results(*paths)
+    # studies on block-shuffled images are a control of the what-transfers section, not another setting
+    df, _ = what_transfers.split_block_shuffled(load_results(*paths))
     section.add(store_line(paths, root, df), "", protocol_note(df), "", init_note(df), "",
                 f"Test: {FAMILY_VS_BASELINE}. Δ = {condition} cut k − from-scratch baseline.", "")
     own = df[df["condition"].isin([condition, "baseline"])]
@@ -37,6 +39,61 @@ def transfer_section(title: str, paths: Sequence[Path], root: Path, condition: s
         section.add(*power_lines(rows, ["fraction"]))
     budget_lines(section, df[df["condition"].isin([condition, "baseline"])])
     return section
+
+
+def what_transfers_section(paths: Sequence[Path], root: Path) -> Section:
+    """Per study holding the weight controls: the paired decomposition of each cut's gain into the part
+    statistics-matched random blocks reach and the part only the real features reach
+    (:func:`what_transfers.decomposition`), its verdict at the deepest cut, and what is still missing."""
+    section = Section("What transfers: reused features or weight statistics?")
+    section.add("Δ = median paired difference in points. **total gain** = FR − baseline; **statistics part** = "
+                "stats_FR − baseline (blocks [0, k) re-drawn with each pretrained layer's weight mean and standard "
+                "deviation, frozen); **feature part** = FR − stats_FR (what only the real features add; total = "
+                "statistics + feature repeat by repeat, medians need not add up); **shuffled weights** = "
+                "shuffled_FR − baseline (the pretrained values permuted, frozen); **statistics, fine-tuned** = "
+                "stats_UR − baseline; **block-shuffled images** = FR − baseline of the same study on images cut "
+                "into a 4 × 4 grid of blocks and permuted. Exact Wilcoxon signed-rank on repeats paired by "
+                "`repeat`; Holm over every comparison of one (study, fraction); ✓ = Holm p < 0.05.", "")
+    found = False
+    for path in paths:
+        plain, shuffled = what_transfers.split_block_shuffled(load_results(path))
+        for study in sorted(plain.loc[plain["condition"].isin(what_transfers.CONTROLS), "study"].unique()):
+            found = True
+            _what_transfers_study(section, path, root, plain[plain["study"] == study],
+                                  shuffled[shuffled["study"].map(what_transfers.plain_study) == study])
+    if not found:
+        section.missing.append("no store holds the what-transfers controls (stats_FR, stats_UR, shuffled_FR)")
+    return section
+
+
+def _what_transfers_study(section: Section, path: Path, root: Path, plain: pd.DataFrame,
+                          images: pd.DataFrame) -> None:
+    """The decomposition table and verdict of one study, at the fractions its controls were run at."""
+    study = plain["study"].iloc[0]
+    controls = plain[plain["condition"].isin(what_transfers.CONTROLS)]
+    rows = plain[plain["condition"].isin(("baseline", "FR", *what_transfers.CONTROLS))
+                 & plain["fraction"].isin(controls["fraction"].unique())]
+    table = what_transfers.decomposition(rows, shuffled_images=images)
+    section.add(f"### {study}", "", store_line([path], root, rows) + (
+                f" Block-shuffled images: {len(images)} runs." if len(images) else
+                " Block-shuffled images: not run yet."), "", protocol_note(rows), "", completeness_line(rows), "")
+    section.table(f"what transfers {study}", table, _decomposition_shown(table))
+    section.add("Verdict at the deepest cut (from the table):", "", what_transfers.verdict(table), "")
+
+
+def _decomposition_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (fraction, cut), one column per component: Δ in points with ✓ and the pairs tested."""
+    cells = table.assign(cell=[f"{points(d)}{' ✓' if s else ''}" for d, s in
+                               zip(table["median_diff"], table["significant"])])
+    wide = cells.pivot_table(index=["fraction", "cut"], columns="component", values="cell", aggfunc="first",
+                             sort=False)
+    pairs = table.groupby(["fraction", "cut"])["n_pairs"].max()
+    order = [c for c in [c[0] for c in what_transfers.COMPONENTS] + [what_transfers.SHUFFLED_IMAGES]
+             if c in wide.columns]
+    shown = wide[order].fillna("–").reset_index()
+    shown.insert(2, "n pairs", [str(int(pairs[(f, k)])) for f, k in zip(shown["fraction"], shown["cut"])])
+    return shown.assign(fraction=shown["fraction"].map(fraction_text), cut=shown["cut"].astype(str)).rename(
+        columns={what_transfers.SHUFFLED_IMAGES: "block-shuffled images"})
 
 
 def budget_lines(section: Section, df: pd.DataFrame) -> None:

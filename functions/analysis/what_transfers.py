@@ -32,6 +32,9 @@ COMPONENTS = (
     ("statistics, fine-tuned", "stats_UR", "baseline"),
 )
 SHUFFLED_IMAGES = "total gain, block-shuffled images"
+CONTROLS = ("stats_FR", "stats_UR", "shuffled_FR")  # the weight controls a study's own store holds
+# how StudyConfig.study_name marks a study on block-shuffled target images: "<plain name> (blocks shuffled 4x4)"
+BLOCK_SHUFFLED = " (blocks shuffled "
 COLUMNS = ["study", "fraction", "cut", "component", "arm", "reference", "n_pairs", "median_diff", "hl_estimate",
            "low", "high", "p", "p_holm", "significant"]
 
@@ -45,6 +48,17 @@ def paired_differences(df: pd.DataFrame, arm: str, reference: str, metric: str =
         b = b.drop(columns="cut")
     both = a.merge(b, on=on, suffixes=("", "_ref"))
     return both.assign(diff=both[metric] - both[f"{metric}_ref"])[["study", "fraction", "cut", "repeat", "diff"]]
+
+
+def split_block_shuffled(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows of the plain studies, rows of studies on block-shuffled target images)."""
+    shuffled = df["study"].str.contains(BLOCK_SHUFFLED, regex=False)
+    return df[~shuffled], df[shuffled]
+
+
+def plain_study(study: str) -> str:
+    """The study a block-shuffled study shuffles the images of (itself when it is plain)."""
+    return study.split(BLOCK_SHUFFLED)[0]
 
 
 def _test(diffs: np.ndarray) -> dict:
@@ -118,7 +132,9 @@ def verdict(table: pd.DataFrame, cut: int | None = None) -> str:
 
         text = (f"- **{study}, {fraction_text(fraction)}, cut {k}**: total gain {part('total gain')}; "
                 f"statistics-matched frozen blocks reach {part('statistics part')}; the real features add "
-                f"{part('feature part')}; shuffled weights reach {part('shuffled weights')}")
+                f"{part('feature part')}")
+        if "shuffled weights" in at.index:
+            text += f"; shuffled weights reach {part('shuffled weights')}"
         if SHUFFLED_IMAGES in at.index:
             text += f"; on block-shuffled images the gain is {part(SHUFFLED_IMAGES)}"
         lines.append(text + ".")
