@@ -6,7 +6,8 @@ append happen in one place, in the process that owns the store.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import statistics
+from typing import Any, Iterable
 
 from tqdm.auto import tqdm
 
@@ -23,6 +24,36 @@ def log_run(done: int, total: int, row: dict[str, Any]) -> None:
     where = "" if variant == "original" else f" [{variant}]"
     log.info("%s%s %d/%d %s f=%g k=%d r=%d test_acc=%.3f (%.1f s)", row.get("study", "?"), where, done, total,
              row["condition"], row["fraction"], row["cut"], row["repeat"], row["test_acc"], row.get("seconds", 0.0))
+
+
+def training_estimate(rows: Iterable[dict[str, Any]], todo: Iterable) -> float | None:
+    """Seconds of training the runs ``todo`` (RunSpecs) would take, each at the median ``seconds`` of the
+    stored runs most like it: the same condition, fraction and cut, else the same condition and fraction,
+    else the same fraction. None when some run has nothing alike stored (nothing to estimate from)."""
+    levels: list[dict[tuple, list[float]]] = [{}, {}, {}]
+    for row in rows:
+        if row.get("seconds") is None:
+            continue
+        for level, key in zip(levels, _likeness(row["condition"], row["fraction"], row["cut"])):
+            level.setdefault(key, []).append(float(row["seconds"]))
+    total = 0.0
+    for spec in todo:
+        alike = next((level[key] for level, key in zip(levels, _likeness(spec.condition, spec.fraction, spec.cut))
+                      if key in level), None)
+        if alike is None:
+            return None
+        total += statistics.median(alike)
+    return total
+
+
+def _likeness(condition: str, fraction: float, cut: int) -> tuple[tuple, ...]:
+    """The keys a run is matched on, from the closest to the loosest."""
+    return (condition, float(fraction), int(cut)), (condition, float(fraction)), (float(fraction),)
+
+
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.4 h``."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 class GridProgress:

@@ -30,7 +30,7 @@ from .networks import BlockNet, Suffix, cut, new_model
 from .original_format import EXPORT_DIR
 from .pool import LocalPool, default_workers
 from .pretraining import data_keys, fingerprint, pretrain, pretrain_fingerprint, pretrained_path
-from .progress import GridProgress
+from .progress import GridProgress, duration_text, training_estimate
 from .protocols import variant_of
 from .schema import results_row
 from .store import ResultsStore, check_writable
@@ -281,11 +281,17 @@ class Study:
         with self._executor_for(executor, len(todo)) as runner:
             where = getattr(runner, "where", "")
             self._say(f"{self.cfg.study_name()}: {len(specs)} runs, {len(specs) - len(todo)} already in "
-                      f"{self.store.path}, {len(todo)} to run" + (f" on {where}" if where and todo else ""))
+                      f"{self.store.path}, {len(todo)} to run" + (f" on {where}" if where and todo else "")
+                      + self._estimate_text(todo))
             if todo:
                 runner.run_specs(self, todo, progress)
                 self.complete(specs, runner, progress)
         return self.frame([s.key for s in specs])
+
+    def _estimate_text(self, todo: list[RunSpec]) -> str:
+        """``(about 2.1 h of training at the stored runs' pace)``, or nothing when there is no pace to go by."""
+        seconds = training_estimate(self.store.all(), todo) if todo else None
+        return "" if seconds is None else f" (about {duration_text(seconds)} of training at the stored runs' pace)"
 
     def _executor_for(self, executor: Executor | str | None, n_todo: int):
         """A context giving the executor of one :meth:`run`; a pool started by default stops at its end."""
