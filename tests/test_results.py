@@ -304,3 +304,16 @@ def test_a_tuned_learning_rate_never_splits_the_pairs():
     assert row_columns(prepared) == ["study", "setting"]  # the chosen lr varies, but it is an outcome
     summary = stats.summarize(prepared, by=row_columns(prepared) + ["fraction"], n_boot=100)
     assert summary.loc[summary["arm"] == "cut 1", "n_pairs"].iloc[0] == 6
+
+
+def test_transfer_study_rows_leave_out_controls_and_fractions_without_a_transfer_arm():
+    from functions.analysis.results import transfer_study_rows
+
+    df = pd.DataFrame({"study": ["s"] * 6 + ["t"] * 2,
+                       "condition": ["baseline", "FR", "stats_FR", "baseline", "shuffled_FR", "baseline",
+                                     "baseline", "FT"],
+                       "fraction": [0.01, 0.01, 0.01, 0.5, 0.5, 1.0, 0.5, 0.5]})
+    kept = transfer_study_rows(df)
+    # s at 50 %: only the baseline and a control, s at 100 %: the baseline alone; t at 50 % has FT
+    assert kept[["study", "condition", "fraction"]].values.tolist() == [
+        ["s", "baseline", 0.01], ["s", "FR", 0.01], ["t", "baseline", 0.5], ["t", "FT", 0.5]]

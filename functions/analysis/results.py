@@ -27,8 +27,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from functions.engine.conditions import (BASELINE_FLAGS, arm_label, condition_flags, condition_name,
-                                        equivalent_arms, ordered_conditions)
+from functions.engine.conditions import (BASELINE_FLAGS, WHAT_TRANSFERS, arm_label, condition_flags,
+                                        condition_name, equivalent_arms, ordered_conditions)
 from functions.engine.datasets import path_names
 from functions.engine.schema import ROW_COLUMNS
 
@@ -321,6 +321,15 @@ def load_results(*paths_or_dirs: str | os.PathLike, study: str | None = None,
         file_rows = _rows_from_file(path, study, source_dataset, target_dataset, strict=explicit)
         rows.extend(file_rows or [])
     return drop_repeated_runs(_tidy(rows)).reset_index(drop=True)
+
+
+def transfer_study_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows a folder's study figures show: the what-transfers controls, which share the headline
+    study's store, left to their own notebook (``what_transfers.ipynb``), and fractions where no transfer
+    arm has run yet (a baseline alone compares nothing) left out."""
+    rows = df[~df["condition"].isin(WHAT_TRANSFERS)]
+    compared = pd.MultiIndex.from_frame(rows.loc[rows["condition"] != "baseline", ["study", "fraction"]])
+    return rows[pd.MultiIndex.from_frame(rows[["study", "fraction"]]).isin(compared)]
 
 
 def drop_repeated_runs(df: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ import pandas as pd
 from functions.analysis import stats
 from functions.analysis.findings_format import fraction_text
 from functions.analysis.signed_rank import hodges_lehmann, signed_rank_test
+from functions.engine.conditions import WHAT_TRANSFERS
 
 # (component, arm, reference): the paired differences the decomposition tests, in display order.
 COMPONENTS = (
@@ -32,7 +33,7 @@ COMPONENTS = (
     ("statistics, fine-tuned", "stats_UR", "baseline"),
 )
 SHUFFLED_IMAGES = "total gain, block-shuffled images"
-CONTROLS = ("stats_FR", "stats_UR", "shuffled_FR")  # the weight controls a study's own store holds
+CONTROLS = WHAT_TRANSFERS  # the weight controls a study's own store holds
 # how StudyConfig.study_name marks a study on block-shuffled target images: "<plain name> (blocks shuffled 4x4)"
 BLOCK_SHUFFLED = " (blocks shuffled "
 COLUMNS = ["study", "fraction", "cut", "component", "arm", "reference", "n_pairs", "median_diff", "hl_estimate",

@@ -41,6 +41,7 @@ CONDITION_ORDER = ("FR", "F", "FT", "UR", "U", "UT", "AnB", "AnB+", "BnB", "BnB+
 YOSINSKI = ("AnB", "AnB+", "BnB", "BnB+")
 SURGICAL = "surgical"
 STRATEGIES = ("baseline", "random_frozen", "head_only", "full_finetune")
+WHAT_TRANSFERS = ("stats_FR", "stats_UR", "shuffled_FR")  # controls kept in the headline study's own store
 BASELINE_FLAGS = (False, True, False)  # from scratch: nothing frozen, every block fresh, nothing removed
 _SWITCH_NAME = re.compile(r"[FU][RT]?")
 

@@ -16,7 +16,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from functions.analysis import clustering, diagnostics, figures, stats, transfer_conditions
-from functions.analysis.results import load_results, with_settings
+from functions.analysis.results import load_results, transfer_study_rows, with_settings
 from functions.analysis.tables import to_markdown
 from functions.analysis.widgets import ResultsExplorer
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI
@@ -77,7 +77,7 @@ if profile == "smoke":
         os.makedirs(clustering_results, exist_ok=True)
         atomic_write_csv(cdf.assign(model="pretrained"), os.path.join(clustering_results, "clustering_MNIST.csv"),
                          index=False)
-df = load_results(mnist_results)
+df = transfer_study_rows(load_results(mnist_results))  # the what-transfers controls have their own notebook
 print(len(df), "runs:", df.groupby("condition").size().to_dict())
 
 # %% [markdown]
@@ -111,7 +111,7 @@ figures.surface3d(df[df.condition.isin(["baseline", "FR"])], metric=metric);
 # The same FR grid for a class split of FashionMNIST and for both cross-domain directions.
 
 # %%
-others = [load_results(p) for p in other_results
+others = [transfer_study_rows(load_results(p)) for p in other_results
           if glob.glob(os.path.join(p, "*.jsonl"))]
 every = pd.concat([df[df.condition != "FT"], *others], ignore_index=True)
 figures.median_lines(every, metric=metric);

@@ -14,7 +14,7 @@ from typing import Optional
 
 from functions.analysis import diagnostics, figures, stats
 from functions.analysis.labels import differences_in_points, with_fraction_labels
-from functions.analysis.results import load_results, with_settings
+from functions.analysis.results import load_results, transfer_study_rows, with_settings
 from functions.analysis.tables import to_latex, to_markdown
 from functions.engine.config import profile_from_env
 from functions.engine.fileio import atomic_write_text
@@ -45,7 +45,9 @@ if profile == "smoke":
 if not glob.glob(os.path.join(results_dir, "*.json*")):
     raise FileNotFoundError(f"no results in {results_dir!r}: run empirical_experiment.ipynb "
                             f"(and truncation_experiment.ipynb) with profile={profile!r} first")
-df = load_results(results_dir)  # the stores (exports in original_format/ are not read)
+# the stores (exports in original_format/ are not read), less the what-transfers controls (what_transfers.ipynb)
+# and fractions where only the baseline has run so far
+df = transfer_study_rows(load_results(results_dir))
 if condition:
     df = df[df.condition.isin(["baseline", condition])]
 print(len(df), "runs;", ", ".join(sorted(df.study.unique())), "; conditions:", sorted(df.condition.unique()))
