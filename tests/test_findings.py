@@ -327,6 +327,42 @@ def test_what_transfers_section_is_the_decomposition_of_each_study(tmp_path):
     assert shuffled_study not in headline.markdown() and STUDY in headline.markdown()
 
 
+def network_rows(gains: dict, depth: int, channels: int, n: int = 12) -> list[dict]:
+    """Baseline and FR at 0.1 % with ``gains[cut]`` points added in every repeat (± a small spread; a gain
+    of 0 alternates in sign, so it is never significant)."""
+    rows = []
+    for r in range(n):
+        b = 0.60 + 0.01 * r
+        rows.append(_row("baseline", 0.001, -1, r, b, depth=depth, num_channels=channels, seconds=10.0))
+        for cut, gain in gains.items():
+            noise = (0.001 * (r + 1)) * (1 if r % 2 else -1) if gain == 0 else 0.0005 * r
+            rows.append(_row("FR", 0.001, cut, r, b + gain / 100 + noise, depth=depth, num_channels=channels,
+                             seconds=20.0))
+    return rows
+
+
+def test_network_size_section_sets_both_networks_side_by_side(tmp_path):
+    from functions.analysis import findings_network_size as size
+
+    _write(tmp_path / "MNIST/results/cpu.jsonl", network_rows({1: 0, 2: 3, 3: 6}, 4, 16))
+    _write(tmp_path / "MNIST/results/paper_fair/paper.jsonl", network_rows({1: 2, 2: 5, 3: 4}, 6, 64))
+    sections = {s.title: s for s in findings.build_findings(tmp_path, n_boot=N_BOOT)}
+    section = sections[size.TITLE]
+    shown = section.shown["side by side"].set_index("cut")
+    assert shown.loc["3", "4 × 16: Δ (points)"] == "+6.3 ✓" and shown.loc["1", "4 × 16: Δ (points)"] == "+0.1"
+    assert shown.loc["2", "6 × 64: Δ (points)"] == "+5.3 ✓" and shown.loc["1", "6 × 64: n pairs"] == "12"
+    text = section.markdown()
+    # 4 × 16: cut 1 flat, largest at the deepest cut → holds; 6 × 64: cut 1 gains significantly → does not
+    assert "4 × 16: cut 1 +0.1 points (not significant); largest gain at cut 3 (+6.3 points ✓) — the pattern holds" in text
+    assert "6 × 64: cut 1 +2.3 points ✓" in text and "the pattern does not hold" in text
+    assert "6 × 64: 48 runs, 0.2 h of training" in text
+
+
+def test_without_a_paper_size_store_the_section_says_it_is_missing(synthetic):
+    _, sections, text = synthetic
+    assert "Does the pattern hold" not in text and "no results store at `MNIST/results/paper_fair`" in text
+
+
 def test_header_and_missing_stores(synthetic):
     _, sections, text = synthetic
     assert text.startswith("# Findings")

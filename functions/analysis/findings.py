@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from functions.analysis.findings_common import ALPHA, Section, _existing
+from functions.analysis.findings_network_size import network_size_section
 from functions.analysis.findings_protocols import original_vs_default_section, protocol_section
 from functions.analysis.findings_studies import (clustering_section, conditions_section, ft_vs_fr_section,
                                                  repeats_section, transfer_section, what_transfers_section)
@@ -29,6 +30,8 @@ LAYOUT = {
     "original": ("MNIST/results/original_protocol", "FashionMNIST/results/original_protocol",
                  "cross_domain/results/original_protocol"),
     "mnist": ("MNIST/results",),
+    # the original study's 6 x 64 network under the default protocol (tools/reproduce_results.sh paper_fair)
+    "paper_size": ("MNIST/results/paper_fair",),
     "fashion": ("FashionMNIST/results",),
     "cross_domain": ("cross_domain/results",),
     # the what-transfers controls live in the headline settings' own stores (same subsets and fresh weights)
@@ -86,6 +89,8 @@ def build_findings(root: str | Path, n_boot: int = 2000, seed: int = 0,
     fashion = f"FashionMNIST class split ({study_title('FashionMNIST', 'FashionMNIST', 'regular')})"
     run("fashion", lambda p: transfer_section(fr_title(fashion), p, root, "FR", n_boot, seed))
     run("mnist", lambda p: ft_vs_fr_section(p, root, n_boot, seed))
+    cpu_headline, _ = _existing(root, layout["mnist"])
+    run("paper_size", lambda p: network_size_section(p, cpu_headline, root))
     run("cross_domain", lambda p: transfer_section("Cross-domain: MNIST ↔ FashionMNIST (FR)", p, root, "FR",
                                                    n_boot, seed))
     run("what_transfers", lambda p: what_transfers_section(p, root))
