@@ -363,6 +363,15 @@ def test_without_a_paper_size_store_the_section_says_it_is_missing(synthetic):
     assert "Does the pattern hold" not in text and "no results store at `MNIST/results/paper_fair`" in text
 
 
+def test_a_fraction_with_only_baseline_runs_is_said_not_tabled(tmp_path):
+    lone = [_row("baseline", 0.5, -1, r, 0.9, study="X[0-9]->Y[0-9]") for r in range(2)]
+    _write(tmp_path / "MNIST/results/store.jsonl", fr_ft_rows() + [dict(r, key=r["key"] + "|X") for r in lone])
+    sections = {s.title: s for s in findings.build_findings(tmp_path, n_boot=N_BOOT)}
+    section = next(s for title, s in sections.items() if "frozen transfer" in title)
+    assert "- X[0-9]->Y[0-9] at 50 %: 2 baseline runs so far, no FR run yet" in section.markdown()
+    assert list(section.tables) == [f"FR {STUDY}"]  # no table (nor reading) for the study without FR runs
+
+
 def test_header_and_missing_stores(synthetic):
     _, sections, text = synthetic
     assert text.startswith("# Findings")

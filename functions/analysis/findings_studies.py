@@ -14,7 +14,7 @@ from functions.analysis.findings_common import (ALPHA, FAMILY_VS_BASELINE, Secti
                                                 init_note, power_lines, protocol_note, reading, store_line,
                                                 summary_shown)
 from functions.analysis.findings_format import effect_cells, fraction_text, number, p_text, percent, points
-from functions.analysis.results import load_clustering, load_results
+from functions.analysis.results import load_clustering, load_results, transfer_study_rows
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI, arm_signature
 
 MIN_PER_CLASS = _clustering.MIN_PER_CLASS  # subsets with fewer images per class are not clustered
@@ -28,8 +28,15 @@ def transfer_section(title: str, paths: Sequence[Path], root: Path, condition: s
     df, _ = what_transfers.split_block_shuffled(load_results(*paths))
     section.add(store_line(paths, root, df), "", protocol_note(df), "", init_note(df), "",
                 f"Test: {FAMILY_VS_BASELINE}. Δ = {condition} cut k − from-scratch baseline.", "")
-    own = df[df["condition"].isin([condition, "baseline"])]
-    section.add(completeness_line(own), "")
+    arms = df[df["condition"].isin([condition, "baseline"])]
+    section.add(completeness_line(arms), "")
+    # a fraction (or a whole study) where only the baseline has run yet compares nothing: said, not tabled
+    own = transfer_study_rows(arms)
+    for (study, fraction), rows in arms.drop(own.index).groupby(["study", "fraction"], sort=True):
+        runs = f"{len(rows)} baseline run" + ("s" if len(rows) != 1 else "")
+        section.add(f"- {study} at {fraction_text(fraction)}: {runs} so far, no {condition} run yet (grid still "
+                    "being computed): not compared.")
+    section.add("")
     # stats.summarize per (study, fraction): medians, CIs, paired Δ, Holm over the cut-vs-baseline family
     table = stats.summarize(own, by=("study", "fraction"), n_boot=n_boot, seed=seed, alpha=ALPHA)
     for study in sorted(table["study"].unique()):
