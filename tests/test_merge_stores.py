@@ -64,6 +64,7 @@ def test_a_new_store_and_missing_models_are_copied_existing_models_kept(tmp_path
     report = merge_stores.merge(other, here)
     assert keys(here / "cross_domain/results/new.jsonl") == ["k1", "k2"]
     assert (here / "MNIST/pretrained_models/m.pth").read_bytes() == b"weights"
+    assert (here / "MNIST/pretrained_models/m.pth").stat().st_mode == (models / "m.pth").stat().st_mode
     assert (here / "MNIST/pretrained_models/m.json").read_text() == '{"mine": 1}'
     assert report.models == ["MNIST/pretrained_models/m.pth"]
     assert report.conflicts == ["MNIST/pretrained_models/m.json"]

@@ -87,6 +87,7 @@ def copy_model(source: Path, dest: Path, dry_run: bool, report: MergeReport, nam
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
         shutil.copyfileobj(source.open("rb"), tmp)
+    shutil.copymode(source, tmp.name)  # a temporary file is private (0600); the model keeps its own mode
     Path(tmp.name).replace(dest)
 
 
