@@ -358,6 +358,16 @@ def test_network_size_section_sets_both_networks_side_by_side(tmp_path):
     assert "6 × 64: 48 runs, 0.2 h of training" in text
 
 
+def test_a_paper_size_grid_with_baselines_only_is_not_compared(tmp_path):
+    from functions.analysis import findings_network_size as size
+
+    _write(tmp_path / "MNIST/results/cpu.jsonl", network_rows({1: 0, 2: 3}, 4, 16))
+    _write(tmp_path / "MNIST/results/paper_fair/paper.jsonl", network_rows({}, 6, 64, n=2))
+    section = {s.title: s for s in findings.build_findings(tmp_path, n_boot=N_BOOT)}[size.TITLE]
+    assert "2 runs, 0.0 h of training on one core" in section.markdown() and "nothing to compare" in section.markdown()
+    assert section.tables == {}
+
+
 def test_without_a_paper_size_store_the_section_says_it_is_missing(synthetic):
     _, sections, text = synthetic
     assert "Does the pattern hold" not in text and "no results store at `MNIST/results/paper_fair`" in text

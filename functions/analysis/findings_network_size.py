@@ -17,7 +17,7 @@ import pandas as pd
 from functions.analysis import stats
 from functions.analysis.findings_common import ALPHA, FAMILY_VS_BASELINE, Section, completeness_line, protocol_note
 from functions.analysis.findings_format import cut_number, fraction_text, mark, points
-from functions.analysis.results import load_results
+from functions.analysis.results import load_results, transfer_study_rows
 
 TITLE = "Does the pattern hold at the paper's network size?"
 
@@ -84,7 +84,13 @@ def network_size_section(paper_paths: Sequence[Path], cpu_paths: Sequence[Path],
     section = Section(TITLE)
     paper = load_results(*paper_paths)
     cpu = load_results(*cpu_paths) if cpu_paths else paper.iloc[0:0]
-    paper, cpu = paper[paper["condition"].isin(["FR", "baseline"])], cpu[cpu["condition"].isin(["FR", "baseline"])]
+    ran = paper[paper["condition"].isin(["FR", "baseline"])]
+    # fractions where only the baseline has run yet compare nothing (a grid still being computed)
+    paper, cpu = transfer_study_rows(ran), transfer_study_rows(cpu[cpu["condition"].isin(["FR", "baseline"])])
+    if paper.empty:
+        section.add(f"Store: {', '.join(f'`{p.relative_to(root).as_posix()}`' for p in paper_paths)} — "
+                    f"{_wall_time(ran)}, no FR run yet (the grid is still being computed): nothing to compare.")
+        return section
     cpu = cpu[cpu["fraction"].isin(paper["fraction"].unique()) & (cpu["study"].isin(paper["study"].unique()))]
     names = {"paper": network_label(paper), "cpu": network_label(cpu) if len(cpu) else "cpu network"}
     section.add(f"Stores: {', '.join(f'`{p.relative_to(root).as_posix()}`' for p in paper_paths)} (the `paper` "
