@@ -85,8 +85,9 @@ def copy_model(source: Path, dest: Path, dry_run: bool, report: MergeReport, nam
     if dry_run:
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
-        shutil.copyfileobj(source.open("rb"), tmp)
+    with source.open("rb") as original, tempfile.NamedTemporaryFile(
+            dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
+        shutil.copyfileobj(original, tmp)
     shutil.copymode(source, tmp.name)  # a temporary file is private (0600); the model keeps its own mode
     Path(tmp.name).replace(dest)
 

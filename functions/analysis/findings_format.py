@@ -52,6 +52,11 @@ def mark(significant) -> str:
     return "✓" if bool(significant) else ""
 
 
+def delta_cells(t: pd.DataFrame, diff: str = "median_diff", significant: str = "significant") -> list[str]:
+    """One cell per row: the difference in points, followed by ✓ where it is significant (``+9.4 ✓``)."""
+    return [f"{points(d)} {mark(s)}".rstrip() for d, s in zip(t[diff], t[significant])]
+
+
 def effect_cells(t: pd.DataFrame, diff: str = "median_diff", low: str = "low", high: str = "high",
                  p_holm: str = "p_holm", significant: str = "significant", label: str = "Δ (points)") -> dict:
     """Formatted Δ, 95 % CI, Holm p and ✓ columns of an effect table."""

@@ -16,7 +16,7 @@ import pandas as pd
 
 from functions.analysis import stats
 from functions.analysis.findings_common import ALPHA, FAMILY_VS_BASELINE, Section, completeness_line, protocol_note
-from functions.analysis.findings_format import cut_number, fraction_text, mark, points
+from functions.analysis.findings_format import cut_number, delta_cells, fraction_text, points
 from functions.analysis.results import load_results, transfer_study_rows
 
 TITLE = "Does the pattern hold at the paper's network size?"
@@ -47,16 +47,15 @@ def pattern(gains: pd.DataFrame) -> pd.DataFrame:
         deepest = set(rows["cut"].nlargest(2))
         cut1_flat = not (bool(first["significant"]) and first["median_diff"] > 0)
         records.append({"fraction": fraction, "cut1_gain": first["median_diff"],
-                        "cut1_significant": bool(first["significant"]), "best_cut": int(best["cut"]), "best_gain": best["median_diff"],
-                        "best_significant": bool(best["significant"]),
+                        "cut1_significant": bool(first["significant"]), "best_cut": int(best["cut"]),
+                        "best_gain": best["median_diff"], "best_significant": bool(best["significant"]),
                         "holds": cut1_flat and int(best["cut"]) in deepest and bool(best["significant"])})
     return pd.DataFrame(records)
 
 
 def side_by_side(gains: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The formatted cells: one row per (fraction, cut), per network its Δ with ✓ and its pairs."""
-    tables = [g.assign(cell=[f"{points(d)} {mark(s)}".rstrip() for d, s in zip(g["median_diff"], g["significant"])],
-                       pairs=g["n_pairs"].map(lambda n: str(int(n))))
+    tables = [g.assign(cell=delta_cells(g), pairs=g["n_pairs"].map(lambda n: str(int(n))))
               .set_index(["fraction", "cut"])[["cell", "pairs"]]
               .rename(columns={"cell": f"{name}: Δ (points)", "pairs": f"{name}: n pairs"})
               for name, g in gains.items()]
@@ -64,7 +63,7 @@ def side_by_side(gains: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return wide.assign(fraction=wide["fraction"].map(fraction_text), cut=wide["cut"].astype(str))
 
 
-def _verdict_line(name: str, row) -> str:
+def _verdict_line(name: str, row: pd.Series) -> str:
     holds = "holds" if row.holds else "does not hold"
     return (f"{name}: cut 1 {_gain(row.cut1_gain, row.cut1_significant)}; largest gain at cut {row.best_cut} "
             f"({_gain(row.best_gain, row.best_significant)}) — the pattern {holds}")
@@ -105,13 +104,11 @@ def network_size_section(paper_paths: Sequence[Path], cpu_paths: Sequence[Path],
         section.tables[f"gains {name}"] = table
     section.table("side by side", pd.concat(gains, names=["network"]).reset_index(level=0),
                   side_by_side(gains))
+    patterns = {name: pattern(table).set_index("fraction") for name, table in gains.items()}
     for fraction in sorted(paper["fraction"].unique()):
         section.add(f"- **{fraction_text(fraction)}**:")
-        for name, table in gains.items():
-            found = pattern(table)
-            row = found[found["fraction"] == fraction]
-            if len(row):
-                section.add(f"  - {_verdict_line(name, next(row.itertuples()))}.")
+        section.add(*(f"  - {_verdict_line(name, found.loc[fraction])}." for name, found in patterns.items()
+                      if fraction in found.index))
     section.add("", f"Wall time: {names['paper']}: {_wall_time(paper)}"
                 + (f"; {names['cpu']} at the same fractions: {_wall_time(cpu)}." if len(cpu) else "."))
     return section

@@ -13,7 +13,8 @@ from functions.analysis import protocols, stats, transfer_conditions, what_trans
 from functions.analysis.findings_common import (ALPHA, FAMILY_VS_BASELINE, Section, _rel, completeness_line,
                                                 init_note, power_lines, protocol_note, reading, store_line,
                                                 summary_shown)
-from functions.analysis.findings_format import effect_cells, fraction_text, number, p_text, percent, points
+from functions.analysis.findings_format import (delta_cells, effect_cells, fraction_text, number, p_text, percent,
+                                               points)
 from functions.analysis.results import load_clustering, load_results, transfer_study_rows
 from functions.engine.conditions import STRATEGIES, SURGICAL, YOSINSKI, arm_signature
 
@@ -90,8 +91,7 @@ def _what_transfers_study(section: Section, path: Path, root: Path, plain: pd.Da
 
 def _decomposition_shown(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (fraction, cut), one column per component: Δ in points with ✓ and the pairs tested."""
-    cells = table.assign(cell=[f"{points(d)}{' ✓' if s else ''}" for d, s in
-                               zip(table["median_diff"], table["significant"])])
+    cells = table.assign(cell=delta_cells(table))
     wide = cells.pivot_table(index=["fraction", "cut"], columns="component", values="cell", aggfunc="first",
                              sort=False)
     pairs = table.groupby(["fraction", "cut"])["n_pairs"].max()
@@ -382,7 +382,8 @@ def repeats_section(paths: Sequence[Path], root: Path, condition: str = "FR", n_
     section.table("repeats", open_rows, pd.DataFrame({
         "study": open_rows["study"], "fraction": open_rows["fraction"].map(fraction_text), "cut": open_rows["arm"],
         "repeats now": open_rows["n_pairs"].astype(str), "Δ (points)": open_rows["median_gain"].map(points),
-        "Holm p": open_rows["p_holm"].map(p_text), "power now": open_rows["power_now"].map(lambda v: f"{100 * v:.0f} %"),
+        "Holm p": open_rows["p_holm"].map(p_text),
+        "power now": open_rows["power_now"].map(lambda v: f"{100 * v:.0f} %"),
         "repeats for 80 % power": needed}))
     return section
 
