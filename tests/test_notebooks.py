@@ -349,6 +349,7 @@ def test_a_rendered_notebook_is_normalised(tmp_path):
     cell = nb.cells[-1]
     cell.metadata["papermill"] = {"duration": 0.1}
     cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    nb.cells[0].metadata["tags"] = []  # papermill gives every cell an empty tag list
     cell.outputs = [nbformat.v4.new_output("display_data", data={
         "text/plain": "Results explorer over 3 results folder(s)",
         build_notebooks.WIDGET_VIEW: {"model_id": "abc", "version_major": 2, "version_minor": 0}})]
@@ -359,4 +360,5 @@ def test_a_rendered_notebook_is_normalised(tmp_path):
     assert build_notebooks.format_problems(path) == []
     again = nbformat.read(path, as_version=4)
     assert again.cells[-1].outputs[0]["data"] == {"text/plain": "Results explorer over 3 results folder(s)"}
+    assert "tags" not in again.cells[0].metadata
     assert not build_notebooks.write_notebook(again, path)  # unchanged: not rewritten

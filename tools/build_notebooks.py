@@ -171,13 +171,16 @@ def jupyterlab_text(nb: nbformat.NotebookNode) -> str:
 
 def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """``nb`` as this repository stores it: JupyterLab's kernelspec and language_info, no papermill
-    injected-parameters cells, no run metadata (:data:`RUN_METADATA`), no widget views; outputs kept."""
+    injected-parameters cells, no run metadata (:data:`RUN_METADATA`) or empty tag lists, no widget views;
+    outputs kept."""
     nb.metadata = {k: v for k, v in nb.metadata.items() if k not in RUN_METADATA}
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = json.loads(json.dumps(LANGUAGE_INFO))
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     for cell in nb.cells:
-        cell.metadata = {k: v for k, v in cell.get("metadata", {}).items() if k not in CELL_RUN_METADATA}
+        # papermill gives every cell an empty tag list; the templates write none (a re-render changes no byte)
+        cell.metadata = {k: v for k, v in cell.get("metadata", {}).items()
+                         if k not in CELL_RUN_METADATA and not (k == "tags" and v == [])}
         for output in cell.get("outputs", []):
             if WIDGET_VIEW in output.get("data", {}):
                 output["data"] = {k: v for k, v in output["data"].items() if k != WIDGET_VIEW}

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 import numpy as np
 import pandas as pd
 
@@ -168,13 +169,14 @@ def decomposition_figure(table: pd.DataFrame):
                     continue
                 sig = bool(v["significant"])
                 ax.bar(xi, 100 * v["median_diff"], width, color=colours[comp] if sig else "white",
-                       edgecolor=colours[comp], linewidth=1.2, label=comp if xi == x[0] else None)
+                       edgecolor=colours[comp], linewidth=1.2)
         ax.axhline(0, color="0.3", linewidth=0.8)
         ax.set_xticks(range(len(cuts)), [f"cut {c}" for c in cuts])
         ax.set_title(f"{study}\n{fraction_text(fraction)} of the fine-tuning data", fontsize=9)
     axes[0][0].set_ylabel("median paired difference (points)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(comps), frameon=False, fontsize=8)
+    # legend keys drawn filled whatever the first panel shows (an open key would read as "not significant")
+    keys = [Patch(facecolor=colours[c], edgecolor=colours[c], label=c) for c in comps]
+    fig.legend(handles=keys, loc="lower center", ncol=len(comps), frameon=False, fontsize=8)
     fig.suptitle("What transfers: filled = Holm-significant (exact Wilcoxon), open = not", fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     return fig

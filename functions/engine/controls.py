@@ -11,7 +11,8 @@ shuffling blocks of the target images. Three sources and one image transform mak
 * :func:`shuffled_weights` — every parameter tensor of the pretrained blocks with its values permuted
   across filters and positions: exactly the same multiset of values (so the same statistics), no structure.
 * ``transforms.block_shuffle`` — images cut into a ``g × g`` grid of blocks, permuted by one fixed permutation:
-  a fixed bijection of pixels that keeps local statistics but destroys the layout features rely on.
+  a fixed bijection of pixels that destroys the layout across blocks but keeps local statistics and what
+  lies inside one block (so a gain that survives it does not rest on the image's global shape).
 
 All are seeded from the study's seed, so every arm and repeat of a study sees the same network or
 permutation. Conditions using the two sources are registered in ``conditions``.

@@ -15,8 +15,9 @@
 # * **shuffled_FR**: each pretrained layer's weights permuted across filters and positions (the same values,
 #   exactly), frozen;
 # * **block-shuffled images**: every fine-tuning image (train, validation and test) cut into a 4 × 4 grid of
-#   7 × 7 blocks, permuted by one fixed permutation; FR vs the baseline there. What is left of the gain cannot
-#   be visual feature reuse.
+#   7 × 7 blocks, permuted by one fixed permutation; FR vs the baseline there. The shuffle destroys the layout
+#   of the image across blocks but keeps what lies inside one block (stroke pieces, edges): a gain that
+#   survives it rests on local features or on statistics, not on the global shape of the image.
 #
 # The gain of cut *k* splits repeat by repeat into a **statistics part** (stats_FR − baseline) and a **feature
 # part** (FR − stats_FR). Every difference is paired by repeat; exact Wilcoxon signed-rank tests, Holm over
