@@ -139,8 +139,33 @@ def verdict(table: pd.DataFrame, cut: int | None = None) -> str:
             text += f"; shuffled weights reach {part('shuffled weights')}"
         if SHUFFLED_IMAGES in at.index:
             text += f"; on block-shuffled images the gain is {part(SHUFFLED_IMAGES)}"
-        lines.append(text + ".")
+        lines.append(f"{text}. Reading: {reading(at)}.")
     return "\n".join(lines) if lines else "No (study, fraction) has both FR and baseline rows yet."
+
+
+def reading(at: pd.DataFrame) -> str:
+    """What one cut's components say, from their Holm ✓ marks and signs (``at``: the table's rows of one
+    (study, fraction, cut), indexed by component)."""
+    def positive(name: str) -> bool | None:  # None: the control was not run
+        return None if name not in at.index else bool(at.loc[name, "significant"]) and at.loc[name, "median_diff"] > 0
+
+    if not positive("total gain"):
+        return "no significant gain to split"
+    statistics, features = positive("statistics part"), positive("feature part")
+    if statistics is None or features is None:
+        split = "the statistics-matched control has not run: the gain cannot be split yet"
+    else:
+        split = {(False, True): "feature reuse (only the real features carry the gain)",
+                 (True, False): "weight statistics (statistics-matched random blocks reach the gain; the real "
+                                "features add nothing significant)",
+                 (True, True): "both weight statistics and feature reuse (each part significant)",
+                 (False, False): "neither part is significant alone: the split is unresolved at these repeats",
+                 }[(statistics, features)]
+    images = positive(SHUFFLED_IMAGES)
+    if images is None:
+        return split
+    return split + ("; it survives block-shuffled images, so it does not rest on the layout across blocks"
+                    if images else "; it does not survive block-shuffled images (no significant gain there)")
 
 
 def _p(p: float) -> str:
