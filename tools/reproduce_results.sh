@@ -5,10 +5,10 @@
 #
 # Steps (default: all, in this order): see ALL_STEPS at the bottom. A grid trains on one single-threaded worker
 # per core by default; to run two lists of steps side by side instead, give each OMP_NUM_THREADS=1
-# TL_STUDY_WORKERS=1 (one grid per core; two processes on one results folder share the runs out by claims). `render` re-executes the visualizations notebooks and
-# example_visualizations.ipynb from the results (no training) and puts them back in place without papermill's
-# injected-parameters cell (it would override the notebook's defaults in JupyterLab), so they are committed
-# with their outputs.
+# TL_STUDY_WORKERS=1 (one grid per core; two processes on one results folder share the runs out by claims).
+# `render` re-executes the visualizations notebooks and example_visualizations.ipynb from the results (no
+# training) and puts them back in place without papermill's injected-parameters cell (it would override the
+# notebook's defaults in JupyterLab), so they are committed with their outputs.
 # Each step runs one notebook with papermill from its folder; results are appended run by run to the
 # folder's results/, so an interrupted step resumes where it stopped when run again. Executed copies go to
 # *.out.ipynb (git-ignored); wall times are appended to results_timings.tsv at the repository root.

@@ -15,7 +15,8 @@ from typing import Sequence
 import pandas as pd
 
 from functions.analysis import stats
-from functions.analysis.findings_common import ALPHA, FAMILY_VS_BASELINE, Section, completeness_line, protocol_note
+from functions.analysis.findings_common import (ALPHA, FAMILY_VS_BASELINE, Section, _rel, completeness_line,
+                                                 protocol_note)
 from functions.analysis.findings_format import cut_number, delta_cells, fraction_text, points
 from functions.analysis.results import load_results, transfer_study_rows
 
@@ -87,12 +88,12 @@ def network_size_section(paper_paths: Sequence[Path], cpu_paths: Sequence[Path],
     # fractions where only the baseline has run yet compare nothing (a grid still being computed)
     paper, cpu = transfer_study_rows(ran), transfer_study_rows(cpu[cpu["condition"].isin(["FR", "baseline"])])
     if paper.empty:
-        section.add(f"Store: {', '.join(f'`{p.relative_to(root).as_posix()}`' for p in paper_paths)} — "
+        section.add(f"Store: {_rel(paper_paths, root)} — "
                     f"{_wall_time(ran)}, no FR run yet (the grid is still being computed): nothing to compare.")
         return section
     cpu = cpu[cpu["fraction"].isin(paper["fraction"].unique()) & (cpu["study"].isin(paper["study"].unique()))]
     names = {"paper": network_label(paper), "cpu": network_label(cpu) if len(cpu) else "cpu network"}
-    section.add(f"Stores: {', '.join(f'`{p.relative_to(root).as_posix()}`' for p in paper_paths)} (the `paper` "
+    section.add(f"Stores: {_rel(paper_paths, root)} (the `paper` "
                 f"network, {names['paper']}) beside the headline store (the `cpu` network, {names['cpu']}), at the "
                 "fractions the paper-size grid ran.", "", protocol_note(paper), "", completeness_line(paper), "",
                 f"Test: {FAMILY_VS_BASELINE}, within each network. Δ = FR cut k − from-scratch baseline.",

@@ -62,8 +62,8 @@ def what_transfers_section(paths: Sequence[Path], root: Path) -> Section:
                 "stats_UR − baseline; **block-shuffled images** = FR − baseline of the same study on images cut "
                 "into a 4 × 4 grid of blocks and permuted (the layout across blocks is gone, what lies inside one "
                 "block is kept: a gain that survives rests on local features or statistics, not on global shape). "
-                "Exact Wilcoxon signed-rank on repeats paired by "
-                "`repeat`; Holm over every comparison of one (study, fraction); ✓ = Holm p < 0.05.", "")
+                "Exact Wilcoxon signed-rank on repeats paired by `repeat`; Holm over every comparison of one "
+                "(study, fraction); ✓ = Holm p < 0.05.", "")
     found = False
     for path in paths:
         plain, shuffled = what_transfers.split_block_shuffled(load_results(path))

@@ -147,7 +147,9 @@ def reading(at: pd.DataFrame) -> str:
     """What one cut's components say, from their Holm ✓ marks and signs (``at``: the table's rows of one
     (study, fraction, cut), indexed by component)."""
     def positive(name: str) -> bool | None:  # None: the control was not run
-        return None if name not in at.index else bool(at.loc[name, "significant"]) and at.loc[name, "median_diff"] > 0
+        if name not in at.index:
+            return None
+        return bool(at.loc[name, "significant"]) and at.loc[name, "median_diff"] > 0
 
     if not positive("total gain"):
         return "no significant gain to split"
