@@ -46,6 +46,26 @@ def test_the_grid_keeps_the_rate_that_validates_best_with_its_own_model(make, al
     model, row = study.train(spec)
     assert row["lr"] == GOOD and row["lr_grid"] == GRID
     kept = alone[spec][GOOD]  # the same run trained at the good rate alone: same weights, same numbers
-    assert (row["val_acc"], row["test_acc"], row["steps"]) == (kept["val_acc"], kept["test_acc"], kept["steps"])
+    fields = ("train_acc", "val_acc", "test_acc", "steps")
+    assert [row[f] for f in fields] == [kept[f] for f in fields]
     target = study.target
     assert evaluate(model, target.x_test, target.y_test) == pytest.approx(row["test_acc"], abs=1e-12)
+
+
+def test_only_the_kept_network_meets_the_test_split(make, monkeypatch):
+    """The test split is evaluated once per run, not once per rate tried (the others' numbers were waste)."""
+    import functions.engine.training as training_module
+
+    study = make(GRID)
+    y_test, test_evaluations = study.target.y_test, []
+
+    def counting(real):
+        def wrapper(net, x, y, *args, **kwargs):
+            if len(y) == len(y_test) and bool((y == y_test).all()):
+                test_evaluations.append(len(y))
+            return real(net, x, y, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(training_module, "evaluate", counting(training_module.evaluate))
+    row = study.run_one(SPECS[1])
+    assert len(test_evaluations) == 1 and row["lr"] == GOOD

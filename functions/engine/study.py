@@ -34,7 +34,7 @@ from .progress import GridProgress, duration_text, training_estimate
 from .protocols import variant_of
 from .schema import results_row
 from .store import ResultsStore, check_writable
-from .training import FitResult, Tensors, fit, fit_steps
+from .training import FitResult, Tensors, final_scores, fit, fit_steps
 
 log = logging.getLogger(__name__)
 
@@ -414,37 +414,46 @@ class Study:
 
         With ``lr_grid`` the run is trained once per learning rate from the same initial weights and
         the one with the best accuracy on this run's own validation split is kept; ties (frequent on the
-        few images of a carved split) go to the lower validation loss, then to the earlier rate.
+        few images of a carved split) go to the lower validation loss, then to the earlier rate. Only the
+        kept network is scored on the train and test splits (the others' scores would be thrown away).
         """
         train_idx, val_idx = self.run_rows(spec.fraction, spec.repeat)
+        rates = self.cfg.lr_grid or [self.cfg.lr_fine_tune]
         best, seconds = None, 0.0
-        for lr in self.cfg.lr_grid or [self.cfg.lr_fine_tune]:
+        for lr in rates:
             model = self.build_model(spec).to(self.device)
             if cache is not None and spec.cut > 0:
                 net, tensors = Suffix(model, spec.cut), cache.tensors(self.target, train_idx, val_idx)
             else:
                 net, tensors = model, Tensors.of_split(self.target, self.device, train_idx, val_idx)
-            result = self.fit_run(net, tensors, lr, spec)
+            result = self.fit_run(net, tensors, lr, spec, scores=len(rates) == 1)
             seconds += result.seconds
             if best is None or _better_on_validation(result, best[2]):
-                best = (model, lr, result, len(tensors.y_val))
-        model, lr, result, n_val = best
+                best = (model, lr, result, tensors, net)
+        model, lr, result, tensors, net = best
+        if len(rates) > 1:
+            start = time.perf_counter()
+            train_acc, test_acc = final_scores(net, tensors, self.cfg.eval_batch_size)
+            seconds += time.perf_counter() - start
+            result = dataclasses.replace(result, train_acc=train_acc, test_acc=test_acc)
         result = dataclasses.replace(result, seconds=seconds)  # the run's cost: every rate it tried
+        n_val = len(tensors.y_val)
         row = self.row(spec, result, n_train=len(train_idx), n_val=n_val, lr=lr)
         if result.history:
             row["history"] = result.history
         return model, row
 
-    def fit_run(self, net, tensors: Tensors, lr: float, spec: RunSpec) -> FitResult:
-        """Train ``net`` on a run's tensors under the config's protocol (epochs or optimizer steps)."""
+    def fit_run(self, net, tensors: Tensors, lr: float, spec: RunSpec, scores: bool = True) -> FitResult:
+        """Train ``net`` on a run's tensors under the config's protocol (epochs or optimizer steps);
+        ``scores=False`` skips the final train and test accuracies (NaN)."""
         c = self.cfg
         order_seed = stable_seed("order", c.seed, spec.fraction, spec.repeat)
         if c.protocol == "original":
             return fit(net, tensors, lr, c.num_train, c.early_stop_patience, c.batch_size, order_seed,
-                       c.eval_batch_size, record_history=self.record_history)
+                       c.eval_batch_size, record_history=self.record_history, scores=scores)
         return fit_steps(net, tensors, lr, c.min_steps, c.max_steps, c.eval_every, c.early_stop_patience,
                          c.batch_size, order_seed, c.eval_batch_size, record_history=self.record_history,
-                         max_epochs=c.max_epochs, evals_per_epoch=c.evals_per_epoch)
+                         max_epochs=c.max_epochs, evals_per_epoch=c.evals_per_epoch, scores=scores)
 
     def row(self, spec: RunSpec, result, n_train: int, n_val: int | None = None,
             lr: float | None = None) -> dict[str, Any]:

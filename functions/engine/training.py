@@ -187,13 +187,20 @@ def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def final_scores(net: nn.Module, data: Tensors, eval_batch_size: int = 2048) -> tuple[float, float]:
+    """(train accuracy, test accuracy) of the state a run keeps."""
+    return evaluate(net, data.x_train, data.y_train, eval_batch_size), evaluate(net, data.x_test, data.y_test,
+                                                                                eval_batch_size)
+
+
 def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int, batch_size: int,
         seed: int, eval_batch_size: int = 2048, record_history: bool = False,
-        optimizer: str = "adam") -> FitResult:
+        optimizer: str = "adam", scores: bool = True) -> FitResult:
     """Train ``net`` with Adam on the trainable parameters; early stopping on validation accuracy.
 
     Training stops after ``patience`` epochs without a new best validation accuracy (as the original
-    study did) or after ``max_epochs``; the best state is restored in both cases.
+    study did) or after ``max_epochs``; the best state is restored in both cases. ``scores=False`` skips
+    the final train and test accuracies (NaN) for a caller that scores only the run it keeps.
     """
     start_time = time.perf_counter()
     opt, device = _optimizer(net, lr, optimizer)
@@ -230,8 +237,7 @@ def fit(net: nn.Module, data: Tensors, lr: float, max_epochs: int, patience: int
             if stale >= patience:
                 break
     net.load_state_dict(best_state)
-    train_acc = evaluate(net, x_train, y_train, eval_batch_size)
-    test_acc = evaluate(net, data.x_test, data.y_test, eval_batch_size)
+    train_acc, test_acc = final_scores(net, data, eval_batch_size) if scores else (float("nan"), float("nan"))
     return FitResult(train_acc, best_acc, test_acc, epoch, best_epoch, time.perf_counter() - start_time,
                      history if record_history else {}, steps, best_step, best_loss)
 
@@ -253,7 +259,7 @@ def step_budget(n_train: int, batch_size: int, max_steps: int, eval_every: int, 
 def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_steps: int, eval_every: int,
               patience: int, batch_size: int, seed: int, eval_batch_size: int = 2048,
               record_history: bool = False, optimizer: str = "adam", max_epochs: int | None = None,
-              evals_per_epoch: int | None = None) -> FitResult:
+              evals_per_epoch: int | None = None, scores: bool = True) -> FitResult:
     """Train for a budget of optimizer steps; early stopping counted in evaluations, never before ``min_steps``.
 
     Small training sets are cycled, reshuffled on every pass, so every run gets at least ``min_steps``
@@ -261,7 +267,8 @@ def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_step
     training stops once ``min_steps`` are done and ``patience`` evaluations in a row brought no new best,
     or at ``max_steps``; the best state is restored. ``max_epochs`` / ``evals_per_epoch`` scale both with
     a large training set (:func:`step_budget`). With an empty validation split there is no early
-    stopping: exactly ``min_steps`` steps, and the last state is kept (``val_acc`` is NaN).
+    stopping: exactly ``min_steps`` steps, and the last state is kept (``val_acc`` is NaN). ``scores=False``
+    skips the final train and test accuracies (NaN), as in :func:`fit`.
     """
     start_time = time.perf_counter()
     opt, device = _optimizer(net, lr, optimizer)
@@ -302,8 +309,7 @@ def fit_steps(net: nn.Module, data: Tensors, lr: float, min_steps: int, max_step
         net.load_state_dict(best_state)
     else:
         best_step = step  # no validation: the last state is the one kept
-    train_acc = evaluate(net, data.x_train, data.y_train, eval_batch_size)
-    test_acc = evaluate(net, data.x_test, data.y_test, eval_batch_size)
+    train_acc, test_acc = final_scores(net, data, eval_batch_size) if scores else (float("nan"), float("nan"))
     epochs = -(-step * batch_size // len(data.y_train))  # passes over the training set begun
     return FitResult(train_acc, best_acc, test_acc, epochs, -(-best_step * batch_size // len(data.y_train)),
                      time.perf_counter() - start_time, history if record_history else {}, step, best_step,
