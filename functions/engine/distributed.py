@@ -254,11 +254,11 @@ def _run_on_dask(study: Study, tasks: list[list[RunSpec]], client, key: str, blo
     client.register_plugin(StudyContext(key, blob), name=plugin_name)
     where = f"{len(client.nthreads())} Dask workers"
     futures, failures = {}, []
-    with GridProgress(study, sum(map(len, tasks)), where, progress) as bar:
+    with GridProgress(study, [s for batch in tasks for s in batch], where, progress) as bar:
         try:
             for rank, batch in enumerate(tasks):  # most expensive first, so that no long task starts last
                 mine = claim_runs(study, batch)
-                bar.skip(len(batch) - len(mine))  # stored or claimed by another process
+                bar.skip([s for s in batch if s not in mine])  # stored or claimed by another process
                 if mine:
                     future = client.submit(run_batch, key, mine, key=_task_name(key, mine),
                                            priority=len(tasks) - rank, retries=TASK_RETRIES, pure=False)

@@ -209,14 +209,14 @@ def run_tasks(study, tasks: list[list[RunSpec]], submit: Callable, where: str, p
             future = submit(batch)
         in_flight[future] = (batch, generation)
 
-    with GridProgress(study, sum(map(len, tasks)), where, progress) as bar:
+    with GridProgress(study, [s for batch in tasks for s in batch], where, progress) as bar:
         try:
             while queue or in_flight:
                 while queue and len(in_flight) < window:
                     batch = queue.popleft()
                     mine = claim_runs(study, batch)  # a batch submitted again holds its claims already
                     claimed.update(mine)
-                    bar.skip(len(batch) - len(mine))  # stored or claimed by another process meanwhile
+                    bar.skip([s for s in batch if s not in mine])  # stored or claimed by another process meanwhile
                     if mine:
                         submit_claimed(mine)
                 if not in_flight:
@@ -248,7 +248,7 @@ def store_result(study, bar: GridProgress, future, batch: list[RunSpec], failure
     except Exception as err:  # noqa: BLE001 - keep the others' results, report at the end
         release_unstored(study, batch)
         failures.append((batch, err))
-        bar.skip(len(batch))
+        bar.skip(batch)
         return
     for row in rows:
         bar.store(row)

@@ -16,34 +16,80 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 
-def log_run(done: int, total: int, row: dict[str, Any]) -> None:
-    """Log one finished run: ``MNIST[0-4]->MNIST[5-9] 12/120 FR f=0.01 k=2 r=3 test_acc=0.951 (3.2 s)``."""
+def log_run(done: int, total: int, row: dict[str, Any], left: str = "") -> None:
+    """Log one finished run: ``MNIST[0-4]->MNIST[5-9] 12/120 FR f=0.01 k=2 r=3 test_acc=0.951 (3.2 s)``,
+    then ``left`` (how much training is left, when known)."""
     if not log.isEnabledFor(logging.INFO):
         return
     variant = row.get("protocol_variant", "original")
     where = "" if variant == "original" else f" [{variant}]"
-    log.info("%s%s %d/%d %s f=%g k=%d r=%d test_acc=%.3f (%.1f s)", row.get("study", "?"), where, done, total,
-             row["condition"], row["fraction"], row["cut"], row["repeat"], row["test_acc"], row.get("seconds", 0.0))
+    log.info("%s%s %d/%d %s f=%g k=%d r=%d test_acc=%.3f (%.1f s)%s", row.get("study", "?"), where, done, total,
+             row["condition"], row["fraction"], row["cut"], row["repeat"], row["test_acc"], row.get("seconds", 0.0),
+             f"; {left}" if left else "")
 
 
-def training_estimate(rows: Iterable[dict[str, Any]], todo: Iterable) -> float | None:
-    """Seconds of training the runs ``todo`` (RunSpecs) would take, each at the median ``seconds`` of the
-    stored runs most like it: the same condition, fraction and cut, else the same condition and fraction,
-    else the same fraction. None when some run has nothing alike stored (nothing to estimate from)."""
+def run_prices(rows: Iterable[dict[str, Any]], todo: Iterable) -> dict[str, float] | None:
+    """Seconds of training each run of ``todo`` (RunSpecs) would take, by key, each at the median ``seconds``
+    of the stored runs most like it: the same condition, fraction and cut, else the same condition and
+    fraction, else the same fraction. None when some run has nothing alike stored (nothing to price by)."""
     levels: list[dict[tuple, list[float]]] = [{}, {}, {}]
     for row in rows:
         if row.get("seconds") is None:
             continue
         for level, key in zip(levels, _likeness(row["condition"], row["fraction"], row["cut"])):
             level.setdefault(key, []).append(float(row["seconds"]))
-    total = 0.0
+    prices = {}
     for spec in todo:
         alike = next((level[key] for level, key in zip(levels, _likeness(spec.condition, spec.fraction, spec.cut))
                       if key in level), None)
         if alike is None:
             return None
-        total += statistics.median(alike)
-    return total
+        prices[spec.key] = statistics.median(alike)
+    return prices
+
+
+def training_estimate(rows: Iterable[dict[str, Any]], todo: Iterable) -> float | None:
+    """Seconds of training the runs ``todo`` would take at the stored runs' pace (:func:`run_prices`, summed);
+    None when some run has nothing alike stored."""
+    prices = run_prices(rows, todo)
+    return None if prices is None else float(sum(prices.values()))
+
+
+class Pace:
+    """How much training a pass has left, at this machine's pace.
+
+    Stored ``seconds`` come from whichever machine made the rows, so an estimate from them can be off by a
+    large factor on another machine (3x measured on one). Each finished run compares its own seconds with
+    its price; from ``MIN_RUNS`` runs on, the runs still to do are priced at the ratio seen so far.
+    """
+
+    MIN_RUNS = 3
+
+    def __init__(self, prices: dict[str, float] | None):
+        self.left = dict(prices or {})  # price of every run not yet finished or skipped, by key
+        self.actual = self.expected = 0.0
+        self.runs = 0
+
+    def finished(self, key: str, seconds: float | None = None) -> None:
+        """A run is done (``seconds``: what it took here) or will not be trained here (no seconds)."""
+        price = self.left.pop(key, None)
+        if price and seconds is not None:
+            self.actual, self.expected, self.runs = self.actual + seconds, self.expected + price, self.runs + 1
+
+    def ratio(self) -> float | None:
+        """This machine's seconds per stored second, once ``MIN_RUNS`` runs were priced and timed."""
+        return self.actual / self.expected if self.runs >= self.MIN_RUNS and self.expected > 0 else None
+
+    def seconds_left(self) -> float | None:
+        """Seconds of training the runs not yet finished will take here, or None before the pace is known."""
+        ratio = self.ratio()
+        return None if ratio is None or not self.left else ratio * sum(self.left.values())
+
+    def text(self) -> str:
+        """``about 1.2 h of training left (2.4x the stored runs' pace)``, or nothing before the pace is known."""
+        seconds = self.seconds_left()
+        return "" if seconds is None else \
+            f"about {duration_text(seconds)} of training left ({self.ratio():.1f}x the stored runs' pace)"
 
 
 def _likeness(condition: str, fraction: float, cut: int) -> tuple[tuple, ...]:
@@ -60,13 +106,14 @@ class GridProgress:
     """One pass over pending runs: :meth:`store` appends a finished run, logs it and moves the bar.
 
     Use as a context manager (the bar closes on the way out). ``appended`` counts the rows written (a key
-    some other process stored first is not written twice).
+    some other process stored first is not written twice). ``pace`` says how much training is left.
     """
 
-    def __init__(self, study, total: int, where: str = "", enabled: bool = True):
-        self.study, self.total = study, total
+    def __init__(self, study, todo: list, where: str = "", enabled: bool = True):
+        self.study, self.total = study, len(todo)
+        self.pace = Pace(run_prices(study.store.all(), todo) if todo else None)
         desc = study.cfg.study_name() + (f" on {where}" if where else "")
-        self.bar = tqdm(total=total, desc=desc, disable=not enabled)
+        self.bar = tqdm(total=self.total, desc=desc, disable=not enabled)
         self.done = self.appended = 0
 
     def store(self, row: dict[str, Any]) -> bool:
@@ -74,14 +121,22 @@ class GridProgress:
         written = self.study.store.append(row)
         self.appended += written
         self.done += 1
-        log_run(self.done, self.total, row)
+        self.pace.finished(row["key"], row.get("seconds"))
+        log_run(self.done, self.total, row, self.pace.text())
         self.bar.update()
-        self.bar.set_postfix(cond=row["condition"], f=row["fraction"], k=row["cut"], acc=f"{row['test_acc']:.3f}")
+        postfix = dict(cond=row["condition"], f=row["fraction"], k=row["cut"], acc=f"{row['test_acc']:.3f}")
+        seconds_left = self.pace.seconds_left()
+        if seconds_left is not None:
+            postfix["training_left"] = duration_text(seconds_left)
+        self.bar.set_postfix(postfix)
         return written
 
-    def skip(self, n: int) -> None:
-        """Move the bar past ``n`` runs that failed (their error is reported at the end of the pass)."""
-        self.bar.update(n)
+    def skip(self, specs: list) -> None:
+        """Move the bar past runs this pass will not train (stored or claimed elsewhere, or failed: their
+        error is reported at the end of the pass)."""
+        for spec in specs:
+            self.pace.finished(spec.key)
+        self.bar.update(len(specs))
 
     def __enter__(self) -> "GridProgress":
         return self

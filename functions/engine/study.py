@@ -346,9 +346,16 @@ class Study:
     def run_here(self, todo: list[RunSpec], progress: bool = True) -> int:
         """Train pending runs in this process, each claimed first (a run another process holds is left to
         it); the number of rows stored."""
-        with GridProgress(self, len(todo), enabled=progress) as bar:
+        by_key = {spec.key: spec for spec in todo}
+        with GridProgress(self, todo, enabled=progress) as bar:
+            def claim(key: str) -> bool:  # a run stored or claimed elsewhere moves the bar on too
+                if self.store.try_claim(key):
+                    return True
+                bar.skip([by_key[key]])
+                return False
+
             for group in group_for_cache(todo):
-                for _, row in self.iter_group(group, claim=self.store.try_claim):
+                for _, row in self.iter_group(group, claim=claim):
                     bar.store(row)
         self.store.refresh()  # rows that other processes stored meanwhile
         return bar.appended
