@@ -128,27 +128,27 @@ def test_decomposition_splits_each_gain_into_statistics_and_features():
     assert "Reading: both weight statistics and feature reuse" in text
 
 
-def test_reading_follows_the_marks_of_the_components():
+def test_the_gain_source_follows_the_marks_of_the_components():
     import pandas as pd
 
-    from functions.analysis.what_transfers import SHUFFLED_IMAGES, reading
+    from functions.analysis.what_transfers import SHUFFLED_IMAGES, gain_source
 
     def at(**cells):  # component -> (median_diff, significant)
         return pd.DataFrame([{"component": c.replace("_", " "), "median_diff": d, "significant": s}
                              for c, (d, s) in cells.items()]).set_index("component")
 
-    assert reading(at(total_gain=(0.01, False))) == "no significant gain to split"
-    assert reading(at(total_gain=(-0.05, True))) == "no significant gain to split"  # a significant loss
-    assert reading(at(total_gain=(0.1, True), statistics_part=(0.02, False),
+    assert gain_source(at(total_gain=(0.01, False))) == "no significant gain to split"
+    assert gain_source(at(total_gain=(-0.05, True))) == "no significant gain to split"  # a significant loss
+    assert gain_source(at(total_gain=(0.1, True), statistics_part=(0.02, False),
                       feature_part=(0.09, True))).startswith("feature reuse")
-    assert reading(at(total_gain=(0.05, True), statistics_part=(0.06, True),
+    assert gain_source(at(total_gain=(0.05, True), statistics_part=(0.06, True),
                       feature_part=(-0.01, False))).startswith("weight statistics")
-    assert "cannot be split yet" in reading(at(total_gain=(0.05, True)))
+    assert "cannot be split yet" in gain_source(at(total_gain=(0.05, True)))
     cells = dict(total_gain=(0.1, True), statistics_part=(0.0, False), feature_part=(0.1, True))
     survives = at(**cells, **{SHUFFLED_IMAGES.replace(" ", "_"): (0.1, True)})
-    assert "survives block-shuffled images" in reading(survives)
+    assert "survives block-shuffled images" in gain_source(survives)
     lost = at(**cells, **{SHUFFLED_IMAGES.replace(" ", "_"): (0.01, False)})
-    assert "does not survive block-shuffled images" in reading(lost)
+    assert "does not survive block-shuffled images" in gain_source(lost)
 
 
 def test_block_shuffled_rows_join_the_family_of_their_study():

@@ -139,11 +139,11 @@ def verdict(table: pd.DataFrame, cut: int | None = None) -> str:
             text += f"; shuffled weights reach {part('shuffled weights')}"
         if SHUFFLED_IMAGES in at.index:
             text += f"; on block-shuffled images the gain is {part(SHUFFLED_IMAGES)}"
-        lines.append(f"{text}. Reading: {reading(at)}.")
+        lines.append(f"{text}. Reading: {gain_source(at)}.")
     return "\n".join(lines) if lines else "No (study, fraction) has both FR and baseline rows yet."
 
 
-def reading(at: pd.DataFrame) -> str:
+def gain_source(at: pd.DataFrame) -> str:
     """What one cut's components say, from their Holm ✓ marks and signs (``at``: the table's rows of one
     (study, fraction, cut), indexed by component)."""
     def positive(name: str) -> bool | None:  # None: the control was not run
