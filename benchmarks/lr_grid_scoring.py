@@ -54,7 +54,8 @@ def timed(make_row) -> tuple[dict, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=4, help=f"how many of the {len(KEYS)} keys to time (the last: 10 %%)")
+    parser.add_argument("--runs", type=int, default=4,
+                        help=f"how many of the {len(KEYS)} keys to time (the last one: 10 %%)")
     parser.add_argument("--out", help="also write the JSON line to this file")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as a pooled grid worker trains

@@ -99,7 +99,9 @@ def _likeness(condition: str, fraction: float, cut: int) -> tuple[tuple, ...]:
 
 def duration_text(seconds: float) -> str:
     """``45 s``, ``12 min``, ``3.4 h``."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 class GridProgress:
