@@ -138,6 +138,15 @@ def test_the_gain_source_follows_the_marks_of_the_components():
                              for c, (d, s) in cells.items()]).set_index("component")
 
     assert gain_source(at(total_gain=(0.01, False))) == "no significant gain to split"
+    # the pretrained blocks' gain is lost in the family's correction while random blocks of their statistics
+    # beat the baseline: that is an answer too, not "nothing to split"
+    alone = gain_source(at(total_gain=(0.05, False), statistics_part=(0.06, True), feature_part=(-0.01, False),
+                           **{"statistics,_fine-tuned": (0.05, True)}))
+    assert alone.startswith("weight statistics") and "(frozen and fine-tuned)" in alone
+    assert "block-shuffled" not in alone
+    assert "do beat it" in gain_source(at(total_gain=(0.05, False), statistics_part=(0.06, True),
+                                          **{SHUFFLED_IMAGES.replace(" ", "_"): (0.05, True)}))
+    assert gain_source(at(total_gain=(0.05, False), statistics_part=(0.06, False))) == "no significant gain to split"
     assert gain_source(at(total_gain=(-0.05, True))) == "no significant gain to split"  # a significant loss
     assert gain_source(at(total_gain=(0.1, True), statistics_part=(0.02, False),
                       feature_part=(0.09, True))).startswith("feature reuse")

@@ -25,13 +25,14 @@ from functions.analysis.findings_format import fraction_text
 from functions.analysis.signed_rank import hodges_lehmann, signed_rank_test
 from functions.engine.conditions import WHAT_TRANSFERS
 
+STATS_FINE_TUNED = "statistics, fine-tuned"
 # (component, arm, reference): the paired differences the decomposition tests, in display order.
 COMPONENTS = (
     ("total gain", "FR", "baseline"),
     ("statistics part", "stats_FR", "baseline"),
     ("feature part", "FR", "stats_FR"),
     ("shuffled weights", "shuffled_FR", "baseline"),
-    ("statistics, fine-tuned", "stats_UR", "baseline"),
+    (STATS_FINE_TUNED, "stats_UR", "baseline"),
 )
 SHUFFLED_IMAGES = "total gain, block-shuffled images"
 CONTROLS = WHAT_TRANSFERS  # the weight controls a study's own store holds
@@ -137,6 +138,8 @@ def verdict(table: pd.DataFrame, cut: int | None = None) -> str:
                 f"{part('feature part')}")
         if "shuffled weights" in at.index:
             text += f"; shuffled weights reach {part('shuffled weights')}"
+        if STATS_FINE_TUNED in at.index:
+            text += f"; statistics-matched blocks fine-tuned reach {part(STATS_FINE_TUNED)}"
         if SHUFFLED_IMAGES in at.index:
             text += f"; on block-shuffled images the gain is {part(SHUFFLED_IMAGES)}"
         lines.append(f"{text}. Reading: {gain_source(at)}.")
@@ -152,7 +155,15 @@ def gain_source(at: pd.DataFrame) -> str:
         return bool(at.loc[name, "significant"]) and at.loc[name, "median_diff"] > 0
 
     if not positive("total gain"):
-        return "no significant gain to split"
+        alone = [how for name, how in (("statistics part", "frozen"), (STATS_FINE_TUNED, "fine-tuned"))
+                 if positive(name)]
+        if not alone:
+            return "no significant gain to split"
+        text = ("weight statistics: the pretrained blocks' gain is not significant, yet statistics-matched random "
+                f"blocks beat the baseline ({' and '.join(alone)})")
+        if positive(SHUFFLED_IMAGES):
+            text += "; on block-shuffled images the pretrained blocks do beat it"
+        return text
     statistics, features = positive("statistics part"), positive("feature part")
     if statistics is None or features is None:
         split = "the statistics-matched control has not run: the gain cannot be split yet"
