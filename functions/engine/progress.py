@@ -67,12 +67,15 @@ class Pace:
 
     def __init__(self, prices: dict[str, float] | None):
         self.left = dict(prices or {})  # price of every run not yet finished or skipped, by key
+        self.price_left = sum(self.left.values())  # kept up to date: no re-summing per stored run
         self.actual = self.expected = 0.0
         self.runs = 0
 
     def finished(self, key: str, seconds: float | None = None) -> None:
         """A run is done (``seconds``: what it took here) or will not be trained here (no seconds)."""
         price = self.left.pop(key, None)
+        if price is not None:
+            self.price_left -= price
         if price and seconds is not None:
             self.actual, self.expected, self.runs = self.actual + seconds, self.expected + price, self.runs + 1
 
@@ -83,13 +86,16 @@ class Pace:
     def seconds_left(self) -> float | None:
         """Seconds of training the runs not yet finished will take here, or None before the pace is known."""
         ratio = self.ratio()
-        return None if ratio is None or not self.left else ratio * sum(self.left.values())
+        return None if ratio is None or not self.left else ratio * self.price_left
 
     def text(self) -> str:
         """``about 1.2 h of training left (2.4x the stored runs' pace)``, or nothing before the pace is known."""
-        seconds = self.seconds_left()
-        return "" if seconds is None else \
-            f"about {duration_text(seconds)} of training left ({self.ratio():.1f}x the stored runs' pace)"
+        return self.describe(self.seconds_left())
+
+    def describe(self, seconds_left: float | None) -> str:
+        """:meth:`text` for an already computed :meth:`seconds_left`."""
+        return "" if seconds_left is None else \
+            f"about {duration_text(seconds_left)} of training left ({self.ratio():.1f}x the stored runs' pace)"
 
 
 def _likeness(condition: str, fraction: float, cut: int) -> tuple[tuple, ...]:
@@ -124,10 +130,10 @@ class GridProgress:
         self.appended += written
         self.done += 1
         self.pace.finished(row["key"], row.get("seconds"))
-        log_run(self.done, self.total, row, self.pace.text())
+        seconds_left = self.pace.seconds_left()  # once per stored run, for the log line and the bar
+        log_run(self.done, self.total, row, self.pace.describe(seconds_left))
         self.bar.update()
         postfix = dict(cond=row["condition"], f=row["fraction"], k=row["cut"], acc=f"{row['test_acc']:.3f}")
-        seconds_left = self.pace.seconds_left()
         if seconds_left is not None:
             postfix["training_left"] = duration_text(seconds_left)
         self.bar.set_postfix(postfix)
